@@ -1,0 +1,9 @@
+/**
+ * Registers every backend's provider with the registry. Import this once where devices are
+ * discovered (the CLI, tests that want every device).
+ * @module
+ */
+
+import "./cpu/mod.ts";
+
+export * from "./registry.ts";
