@@ -75,7 +75,7 @@ export async function rpcServerMain(argv: string[]): Promise<number> {
     throw new UsageError((e as Error).message);
   }
   const cacheDir = values.cache === undefined ? null : (values.cache as string) || defaultCacheDir();
-  const cache = cacheDir ? new TensorCache(cacheDir, (l) => console.error(l)) : null;
+  const cache = cacheDir ? new TensorCache(cacheDir) : null;
 
   const listener = listenTcp(host, port);
   const server = new RpcServer({ devices, cache, memLimit: memMb * 1048576, maxFrame, debug });

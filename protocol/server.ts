@@ -130,6 +130,8 @@ export class RpcServer {
     this.#maxFrame = opts.maxFrame ?? DEFAULT_MAX_FRAME;
     this.#debug = opts.debug ?? false;
     this.#log = opts.log ?? ((l) => console.error(l));
+    // The cache's notes (rejected and removed files) belong in the server's log.
+    if (this.#cache) this.#cache.log = this.#log;
     this.#allocated = opts.devices.map(() => 0);
   }
 
