@@ -202,10 +202,21 @@ export class RpcServer {
 
   async #loop(s: Session): Promise<void> {
     const reader = new FrameReader(s.conn);
+    // Like the reference, a wrong first command, an unknown command or a wrong size for a
+    // fixed-size command is refused as soon as it is seen, before any payload is waited for.
+    const check = (cmd: number) => {
+      if (!s.helloDone) {
+        if (cmd !== Cmd.HELLO) throw new ProtocolError(`first command must be HELLO, got ${cmdName(cmd)}`);
+      } else if (cmd === Cmd.HELLO) {
+        throw new ProtocolError("second HELLO on one connection");
+      }
+      if (cmd >= CMD_COUNT) throw new ProtocolError(`unknown command ${cmd}`);
+    };
+    const checkSize = (cmd: number, size: bigint) => msg.expectRequestSize(cmd, Number(size));
     for (;;) {
       let frame;
       try {
-        frame = await readRequest(reader, this.#maxFrame);
+        frame = await readRequest(reader, this.#maxFrame, check, checkSize);
       } catch (e) {
         // A reset by the peer between frames is a normal way for clients to leave.
         if (e instanceof Deno.errors.ConnectionReset && reader.buffered === 0) return;
@@ -213,14 +224,7 @@ export class RpcServer {
       }
       if (frame === null) return;
       this.stats.commands++;
-      const { cmd, payload } = frame;
-      if (!s.helloDone) {
-        if (cmd !== Cmd.HELLO) throw new ProtocolError(`first command must be HELLO, got ${cmdName(cmd)}`);
-      } else if (cmd === Cmd.HELLO) {
-        throw new ProtocolError("second HELLO on one connection");
-      }
-      if (cmd >= CMD_COUNT) throw new ProtocolError(`unknown command ${cmd}`);
-      const rsp = await this.#dispatch(s, cmd, payload);
+      const rsp = await this.#dispatch(s, frame.cmd, frame.payload);
       if (rsp !== null) await s.conn.writeAll(frameResponse(rsp));
     }
   }

@@ -98,7 +98,19 @@ export function graphFromPayload(p: GraphPayload, lookup: BufferLookup): Graph {
     if (index.has(id)) throw new ValidationError(`graph tensor id ${id} appears twice`);
     index.set(id, i);
   }
-  const tensors = p.tensors.map((rt) => tensorFromWire(rt, lookup, "graph tensor"));
+  const tensors = p.tensors.map((rt) => {
+    const t = tensorFromWire(rt, lookup, "graph tensor");
+    // Zero or tiny strides let a few bytes claim billions of elements; kernels iterate elements, so
+    // a graph tensor may not claim more elements than its bytes can hold (8 per byte covers every
+    // ggml type, the densest quantised ones included).
+    const n = t.ne[0] * t.ne[1] * t.ne[2] * t.ne[3];
+    if (n > 8 * nbytesChecked(t) + 8) {
+      throw new ValidationError(
+        `graph tensor id ${rt.id}: ${n} elements in ${nbytesChecked(t)} bytes (strides too small)`,
+      );
+    }
+    return t;
+  });
   // deps[i]: indices of tensor i's sources and view source.
   const deps: number[][] = p.tensors.map((rt) => {
     const d: number[] = [];

@@ -136,13 +136,23 @@ export interface RequestFrame {
  * Reads one request frame. Resolves null on a clean end of stream before a command byte; throws
  * {@linkcode ProtocolError} when the stream ends inside a frame or the size exceeds `maxFrame`
  * (checked before anything is allocated for the payload).
+ *
+ * `check(cmd)` and `checkSize(cmd, size)`, when given, run as soon as the command byte and the size
+ * are known, so that a bad command or a wrong size is refused before the payload is waited for.
  */
-export async function readRequest(r: FrameReader, maxFrame: bigint): Promise<RequestFrame | null> {
+export async function readRequest(
+  r: FrameReader,
+  maxFrame: bigint,
+  check?: (cmd: number) => void,
+  checkSize?: (cmd: number, size: bigint) => void,
+): Promise<RequestFrame | null> {
   const cmd = await r.readU8();
   if (cmd === null) return null;
+  check?.(cmd);
   const size = await r.readU64();
   if (size === null) throw new ProtocolError(`connection ended inside the header of command ${cmd}`);
   if (size > maxFrame) throw new ProtocolError(`frame of ${size} bytes exceeds the limit of ${maxFrame}`);
+  checkSize?.(cmd, size);
   const payload = await readPayload(r, Number(size));
   if (payload === null) {
     throw new ProtocolError(`connection ended inside a ${size}-byte payload of command ${cmd}`);
