@@ -5,5 +5,6 @@
  */
 
 import "./cpu/mod.ts";
+import "./rpc/mod.ts";
 
 export * from "./registry.ts";

@@ -19,6 +19,9 @@ export interface DiscoverOptions {
   webgpuProvider?: string;
   /** Print progress and reasons. */
   verbose?: boolean;
+  /** The specs asked for by name ("rpc:HOST:PORT/0"): providers of devices that are never
+   * discovered on their own (remote servers) open exactly these. */
+  specs?: string[];
 }
 
 /** What one provider found. */
@@ -88,7 +91,7 @@ export function specKind(spec: string): string {
  */
 export async function selectDevices(specs: string[], opts: DiscoverOptions = {}): Promise<Device[]> {
   const kinds = specs.length ? [...new Set(specs.map(specKind))] as DeviceKind[] : undefined;
-  const report = await discoverAll(opts, kinds);
+  const report = await discoverAll({ ...opts, specs }, kinds);
   if (specs.length === 0) {
     if (report.devices.length === 0) throw new Error("no device found");
     return [report.devices[0]];

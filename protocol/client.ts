@@ -14,6 +14,7 @@
  * @module
  */
 
+import { GraphReuse } from "./cache/graph_reuse.ts";
 import { ProtocolError } from "./errors.ts";
 import {
   Cmd,
@@ -26,7 +27,7 @@ import {
 } from "./wire/constants.ts";
 import { fnv1a64 } from "./wire/fnv.ts";
 import { FrameReader, frameRequest, frameRequestWith, readResponse } from "./wire/framing.ts";
-import { encodeGraphPayload, type GraphPayload } from "./wire/graph_payload.ts";
+import { encodeGraphPayload, type GraphPayload, graphPayloadDevice } from "./wire/graph_payload.ts";
 import * as msg from "./wire/messages.ts";
 import type { RpcTensor } from "./wire/tensor.ts";
 import { type Connection, connectTcp, parseEndpoint } from "./wire/transport.ts";
@@ -55,6 +56,8 @@ export class RpcConnection {
   readonly endpoint: string;
   readonly version: ServerVersion;
   readonly stats = new Map<number, CommandStats>();
+  /** Which graph each server device last ran on this connection (GRAPH_RECOMPUTE decisions). */
+  readonly reuse: GraphReuse = new GraphReuse();
   #conn: Connection;
   #reader: FrameReader;
   #queue: Promise<unknown> = Promise.resolve();
@@ -201,8 +204,9 @@ export class RpcConnection {
     );
   }
 
-  /** FREE_BUFFER. */
+  /** FREE_BUFFER. The server may have dropped its stored graphs with it: reuse starts over. */
   async freeBuffer(remotePtr: bigint): Promise<void> {
+    this.reuse.forget();
     await this.#req(Cmd.FREE_BUFFER, msg.encodeBufferReq(remotePtr));
   }
 
@@ -259,7 +263,30 @@ export class RpcConnection {
 
   /** GRAPH_COMPUTE (no answer) with an encoded payload. */
   async graphComputeRaw(payload: Uint8Array): Promise<void> {
+    this.reuse.sent(graphPayloadDevice(payload), 0n, payload);
     await this.#call(Cmd.GRAPH_COMPUTE, frameRequest(Cmd.GRAPH_COMPUTE, payload), null);
+  }
+
+  /**
+   * Runs a graph on `device` the way ggml's client does: GRAPH_RECOMPUTE (4 bytes) when it is the
+   * graph that device last ran on this connection — same non-zero `uid`, or for uid 0 the same
+   * payload bytes — else GRAPH_COMPUTE with `payload()` (called only when needed unless uid is 0).
+   * Resolves true when it recomputed. `reuse.enabled = false` always sends the graph.
+   */
+  async graphComputeReuse(device: number, uid: bigint, payload: () => Uint8Array): Promise<boolean> {
+    const bytes = uid === 0n ? payload() : undefined;
+    if (this.reuse.canRecompute(device, uid, bytes)) {
+      await this.graphRecompute(device);
+      return true;
+    }
+    const p = bytes ?? payload();
+    if (graphPayloadDevice(p) !== device) {
+      throw new ProtocolError(`graph payload is for device ${graphPayloadDevice(p)}, not ${device}`);
+    }
+    // Recorded before the send so that a graph queued right behind this one decides correctly.
+    this.reuse.sent(device, uid, p);
+    await this.#call(Cmd.GRAPH_COMPUTE, frameRequest(Cmd.GRAPH_COMPUTE, p), null);
+    return false;
   }
 
   /** GRAPH_COMPUTE (no answer). */
