@@ -91,7 +91,6 @@ export async function rpcServerMain(argv: string[]): Promise<number> {
     const m = await server.memory(i);
     lines.push(`  ${devices[i].name}: ${devices[i].description} (${mib(m.total)}, ${mib(m.free)} free)`);
   }
-  console.log(lines.join("\n"));
   if (!isLoopback(host)) {
     console.error(
       `\n!!! WARNING: listening on ${host}, not on loopback.\n` +
@@ -100,6 +99,7 @@ export async function rpcServerMain(argv: string[]): Promise<number> {
         `!!! never expose this server to an untrusted network.\n`,
     );
   }
+  console.log(lines.join("\n"));
   const stop = () => server.close();
   try {
     Deno.addSignalListener("SIGINT", stop);
