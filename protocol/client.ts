@@ -55,7 +55,7 @@ const MAX_RESPONSE = 1n << 40n;
 export class RpcConnection {
   readonly endpoint: string;
   readonly version: ServerVersion;
-  readonly stats = new Map<number, CommandStats>();
+  readonly stats: Map<number, CommandStats> = new Map();
   /** Which graph each server device last ran on this connection (GRAPH_RECOMPUTE decisions). */
   readonly reuse: GraphReuse = new GraphReuse();
   #conn: Connection;

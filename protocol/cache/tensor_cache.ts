@@ -38,7 +38,7 @@ export class TensorCache {
   }
 
   /** Stores `data` under its hash (written to a temporary name, then renamed). */
-  async store(data: Uint8Array, hash = fnv1a64(data)): Promise<string> {
+  async store(data: Uint8Array, hash: bigint = fnv1a64(data)): Promise<string> {
     const path = this.pathOf(hash);
     const tmp = `${path}.${crypto.randomUUID()}.tmp`;
     try {
