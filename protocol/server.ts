@@ -27,13 +27,14 @@ import {
   RPC_PROTO_MAJOR,
   RPC_PROTO_MINOR,
   RPC_PROTO_PATCH,
+  RPC_TENSOR_SIZE,
 } from "./wire/constants.ts";
 import { hashHex } from "./wire/fnv.ts";
-import { FrameReader, frameResponse, readRequest } from "./wire/framing.ts";
+import { FrameReader, frameResponse, readPayload, readRequestHead } from "./wire/framing.ts";
 import { decodeGraphPayload, graphPayloadDevice } from "./wire/graph_payload.ts";
 import * as msg from "./wire/messages.ts";
 import type { Connection, Listener } from "./wire/transport.ts";
-import type { RpcTensor } from "./wire/tensor.ts";
+import { decodeRpcTensor, type RpcTensor } from "./wire/tensor.ts";
 
 /** Default cap on one frame's payload: 4 GiB. */
 export const DEFAULT_MAX_FRAME = 4n * 1024n * 1024n * 1024n;
@@ -68,6 +69,10 @@ export interface ServerStats {
 }
 
 const VIRTUAL_SLOT = 1n << 40n;
+/** SET_TENSOR payloads above this size are streamed to the device instead of read whole. */
+const STREAM_MIN = 4 << 20;
+/** Chunk size of streamed uploads. */
+const STREAM_CHUNK = 4 << 20;
 
 /** Per-connection state. */
 class Session {
@@ -212,20 +217,64 @@ export class RpcServer {
       }
       if (cmd >= CMD_COUNT) throw new ProtocolError(`unknown command ${cmd}`);
     };
-    const checkSize = (cmd: number, size: bigint) => msg.expectRequestSize(cmd, Number(size));
     for (;;) {
-      let frame;
+      let head;
       try {
-        frame = await readRequest(reader, this.#maxFrame, check, checkSize);
+        head = await readRequestHead(reader, this.#maxFrame, check);
       } catch (e) {
         // A reset by the peer between frames is a normal way for clients to leave.
         if (e instanceof Deno.errors.ConnectionReset && reader.buffered === 0) return;
         throw e;
       }
-      if (frame === null) return;
+      if (head === null) return;
       this.stats.commands++;
-      const rsp = await this.#dispatch(s, frame.cmd, frame.payload);
+      const { cmd, size } = head;
+      msg.expectRequestSize(cmd, Number(size));
+      if (
+        cmd === Cmd.SET_TENSOR && size > BigInt(STREAM_MIN) &&
+        !(this.#cache && TensorCache.wants(Number(size)))
+      ) {
+        await this.#setTensorStreaming(s, reader, Number(size));
+        continue;
+      }
+      const payload = await readPayload(reader, Number(size));
+      if (payload === null) {
+        throw new ProtocolError(`connection ended inside a ${size}-byte payload of ${cmdName(cmd)}`);
+      }
+      const rsp = await this.#dispatch(s, cmd, payload);
       if (rsp !== null) await s.conn.writeAll(frameResponse(rsp));
+    }
+  }
+
+  /**
+   * SET_TENSOR without holding the whole payload: the head is read and checked first, then the data
+   * goes to the device in chunks as it arrives. Large uploads (model weights) thus need no payload
+   * allocation of their size and no second full copy.
+   */
+  async #setTensorStreaming(s: Session, reader: FrameReader, size: number): Promise<void> {
+    const head = new Uint8Array(msg.SET_TENSOR_HEAD);
+    if (!(await reader.readInto(head))) throw new ProtocolError("connection ended inside a SET_TENSOR head");
+    const rt = decodeRpcTensor(head, 0);
+    const offset = new DataView(head.buffer).getBigUint64(RPC_TENSOR_SIZE, true);
+    const n = size - msg.SET_TENSOR_HEAD;
+    const t = this.#bufferedTensor(s, rt, Cmd.SET_TENSOR);
+    const at = this.#range(s, rt, offset, BigInt(n), Cmd.SET_TENSOR);
+    this.#dbg(
+      s,
+      () =>
+        `[set_tensor] buffer: ${rt.buffer.toString(16)}, data: ${
+          rt.data.toString(16)
+        }, offset: ${offset}, size: ${n}`,
+    );
+    const chunk = new Uint8Array(Math.min(n, STREAM_CHUNK));
+    for (let done = 0; done < n;) {
+      const k = Math.min(chunk.length, n - done);
+      const part = chunk.subarray(0, k);
+      if (!(await reader.readInto(part))) {
+        throw new ProtocolError(`connection ended inside a ${size}-byte SET_TENSOR`);
+      }
+      await t.buffer.set(at + done, part);
+      done += k;
     }
   }
 

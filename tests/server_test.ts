@@ -60,6 +60,28 @@ Deno.test("buffers: set, get, memset, clear, copy, free; handles are unguessable
   }
 });
 
+Deno.test("large SET_TENSOR payloads are streamed to the device and checked before their data is read", async () => {
+  const s = startServer();
+  const c = await s.connect();
+  try {
+    const size = 9 << 20;
+    const buf = await remoteBuffer(c, size + 64);
+    const t = wireTensor(buf, 64, GgmlType.I8, [size]);
+    const data = new Uint8Array(size).map((_, i) => (i * 131 + 17) & 0xff);
+    await c.setTensor(t, 0, data);
+    assertEquals(await c.getTensor(t, 0, size), data);
+    // One byte too many: refused from the head alone, before the data is read.
+    const probe = wireTensor(buf, 0, GgmlType.I8, [64]);
+    await c.setTensor(probe, 0, new Uint8Array(64).fill(7));
+    await c.setTensor(t, 1, new Uint8Array(size).fill(1)).catch(() => {});
+    await assert.rejects(() => c.deviceCount());
+    assert.ok(s.logs.some((l) => /SET_TENSOR: region .* outside its buffer/.test(l)), s.logs.join("\n"));
+  } finally {
+    c.close();
+    await s.stop();
+  }
+});
+
 Deno.test("GRAPH_COMPUTE runs a graph, GRAPH_RECOMPUTE reruns it with new inputs", async () => {
   const s = startServer();
   const c = await s.connect();

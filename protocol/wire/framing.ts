@@ -132,13 +132,36 @@ export interface RequestFrame {
   payload: Uint8Array;
 }
 
+/** The head of a request: its command and payload size, read before the payload. */
+export interface RequestHead {
+  cmd: number;
+  size: bigint;
+}
+
 /**
- * Reads one request frame. Resolves null on a clean end of stream before a command byte; throws
- * {@linkcode ProtocolError} when the stream ends inside a frame or the size exceeds `maxFrame`
- * (checked before anything is allocated for the payload).
- *
- * `check(cmd)` and `checkSize(cmd, size)`, when given, run as soon as the command byte and the size
- * are known, so that a bad command or a wrong size is refused before the payload is waited for.
+ * Reads a request's command byte and size. Resolves null on a clean end of stream before a command
+ * byte; throws {@linkcode ProtocolError} when the stream ends inside the header or the size exceeds
+ * `maxFrame`. `check(cmd)` runs as soon as the command byte is known, so that a bad command is
+ * refused before anything else is waited for.
+ */
+export async function readRequestHead(
+  r: FrameReader,
+  maxFrame: bigint,
+  check?: (cmd: number) => void,
+): Promise<RequestHead | null> {
+  const cmd = await r.readU8();
+  if (cmd === null) return null;
+  check?.(cmd);
+  const size = await r.readU64();
+  if (size === null) throw new ProtocolError(`connection ended inside the header of command ${cmd}`);
+  if (size > maxFrame) throw new ProtocolError(`frame of ${size} bytes exceeds the limit of ${maxFrame}`);
+  return { cmd, size };
+}
+
+/**
+ * Reads one request frame (head and payload). Resolves null on a clean end of stream before a
+ * command byte. `check` is as for {@linkcode readRequestHead}; `checkSize(cmd, size)` runs before
+ * the payload is read or allocated.
  */
 export async function readRequest(
   r: FrameReader,
@@ -146,18 +169,14 @@ export async function readRequest(
   check?: (cmd: number) => void,
   checkSize?: (cmd: number, size: bigint) => void,
 ): Promise<RequestFrame | null> {
-  const cmd = await r.readU8();
-  if (cmd === null) return null;
-  check?.(cmd);
-  const size = await r.readU64();
-  if (size === null) throw new ProtocolError(`connection ended inside the header of command ${cmd}`);
-  if (size > maxFrame) throw new ProtocolError(`frame of ${size} bytes exceeds the limit of ${maxFrame}`);
-  checkSize?.(cmd, size);
-  const payload = await readPayload(r, Number(size));
+  const head = await readRequestHead(r, maxFrame, check);
+  if (head === null) return null;
+  checkSize?.(head.cmd, head.size);
+  const payload = await readPayload(r, Number(head.size));
   if (payload === null) {
-    throw new ProtocolError(`connection ended inside a ${size}-byte payload of command ${cmd}`);
+    throw new ProtocolError(`connection ended inside a ${head.size}-byte payload of command ${head.cmd}`);
   }
-  return { cmd, payload };
+  return { cmd: head.cmd, payload };
 }
 
 /** Payloads up to this size are allocated at once; larger ones grow as their bytes arrive. */
@@ -168,7 +187,7 @@ const GROW_STEP = 64 << 20;
  * Reads `size` bytes. A peer that announces a huge frame and sends nothing gets no memory: larger
  * payloads live in a resizable ArrayBuffer that grows only as fast as bytes arrive.
  */
-async function readPayload(r: FrameReader, size: number): Promise<Uint8Array | null> {
+export async function readPayload(r: FrameReader, size: number): Promise<Uint8Array | null> {
   if (size <= EAGER_PAYLOAD) {
     const payload = new Uint8Array(size);
     return (await r.readInto(payload)) ? payload : null;
