@@ -13,6 +13,7 @@ Usage: graphwire <command> [options]
 Commands:
   rpc-server   serve this host's devices to ggml RPC clients (llama.cpp --rpc)
   rpc-client   talk to any ggml RPC server (info, ping)
+  bench        llama-bench for ggml RPC: t/s and bytes on the wire per token; "bench ops" per op
 
 Run "graphwire <command> --help" for a command's options.
 `;
@@ -24,6 +25,10 @@ const COMMANDS: Record<string, { main: () => Promise<Main>; help: () => Promise<
   "rpc-client": {
     main: async () => (await import("./rpc_client.ts")).rpcClientMain,
     help: async () => (await import("./rpc_client.ts")).RPC_CLIENT_HELP,
+  },
+  bench: {
+    main: async () => (await import("./bench.ts")).benchMain,
+    help: async () => (await import("./bench.ts")).BENCH_HELP,
   },
 };
 

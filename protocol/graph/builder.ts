@@ -106,7 +106,18 @@ export function isPadded1d(t: Tensor): boolean {
 export class GraphBuilder {
   /** Nodes expanded so far, in execution order (ggml_build_forward_expand order). */
   readonly nodes: Tensor[] = [];
+  /**
+   * A placement hint for the tensors created from now on (e.g. the layer being built); a scheduler
+   * can read it back with {@linkcode hintOf}. undefined: no hint.
+   */
+  hint: number | undefined = undefined;
+  #hints = new Map<Tensor, number>();
   #visited = new Set<Tensor>();
+
+  /** The hint that was set when `t` was created, if any. */
+  hintOf(t: Tensor): number | undefined {
+    return this.#hints.get(t);
+  }
 
   // ---- tensors -------------------------------------------------------------------------------
 
@@ -129,6 +140,7 @@ export class GraphBuilder {
       `view of ${dataSize} bytes at ${viewOffs} runs past its source's ${viewSrc ? nbytes(viewSrc) : 0}`,
     );
     const t = newTensor({ id: newTensorId(), type, ne, viewSrc, viewOffs });
+    if (this.hint !== undefined) this.#hints.set(t, this.hint);
     return t;
   }
 
