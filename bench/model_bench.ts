@@ -37,7 +37,10 @@ export interface ModelBenchOptions {
   devices: Device[];
   /** Split ratios per device (`-ts`); default equal. */
   ratios?: number[];
-  /** Flash attention (default true). */
+  /**
+   * Flash attention; default: on when every device runs FLASH_ATTN_EXT for this model (remote
+   * devices cannot be asked and count as able), as llama.cpp's `-fa auto`.
+   */
   flashAttn?: boolean;
   /** Tokens per ubatch (default 512). */
   ubatch?: number;
@@ -45,6 +48,12 @@ export interface ModelBenchOptions {
   kvSize?: number;
   /** GRAPH_RECOMPUTE for unchanged graphs (default true). */
   reuse?: boolean;
+  /**
+   * Bytes per weight upload (SET_TENSOR); default 8 MiB — below ggml's 10 MiB hash threshold, so no
+   * SET_TENSOR_HASH round trip and no FNV pass (about 200 MB/s in JS: 80 s for llama-8b). Above it,
+   * every chunk is offered to the server's tensor cache first, as ggml's client does.
+   */
+  uploadChunk?: number;
   /** Called as weights upload: bytes done, bytes in all. */
   onUpload?: (done: number, total: number) => void;
 }
@@ -98,6 +107,16 @@ export function meanStd(xs: number[]): { mean: number; std: number } {
 
 const F16_NEG_INF = 0xfc00;
 
+/** Whether every device runs each node of the model's flash-attention graph (`-fa auto`). */
+export function canFlashAttn(spec: LlamaSpec, devices: Device[], kvSize: number): boolean {
+  const probe = new LlamaModel({ ...spec, nLayer: 1 }, { kvSize, flashAttn: true });
+  const nodes = [
+    ...probe.buildUbatch(1, Math.min(kvSize, KV_PAD), true).graph.nodes,
+    ...probe.buildUbatch(2, Math.min(kvSize, KV_PAD), true).graph.nodes,
+  ];
+  return devices.every((d) => nodes.every((n) => d.supportsOp(n)));
+}
+
 /** The bench model loaded on its devices, ready to run tests. */
 export class ModelBench {
   readonly spec: LlamaSpec;
@@ -106,6 +125,8 @@ export class ModelBench {
   readonly devices: Device[];
   readonly ubatch: number;
   readonly kvSize: number;
+  /** Whether attention runs as FLASH_ATTN_EXT. */
+  readonly flashAttn: boolean;
   /** Connections to the servers of remote devices, once each. */
   readonly connections: RpcConnection[];
   #buffers: DeviceBuffer[];
@@ -125,6 +146,7 @@ export class ModelBench {
     this.devices = sched.devices;
     this.ubatch = ubatch;
     this.kvSize = model.opts.kvSize;
+    this.flashAttn = model.opts.flashAttn;
     this.#buffers = buffers;
     this.connections = [
       ...new Set(
@@ -141,7 +163,8 @@ export class ModelBench {
     const layerDevices = devices.length > 1
       ? splitLayers(spec.nLayer, opts.ratios ?? devices.map(() => 1))
       : new Array(spec.nLayer + 1).fill(0);
-    const model = new LlamaModel(spec, { kvSize, flashAttn: opts.flashAttn ?? true, layerDevices });
+    const flashAttn = opts.flashAttn ?? canFlashAttn(spec, devices, kvSize);
+    const model = new LlamaModel(spec, { kvSize, flashAttn, layerDevices });
     const sched = new Scheduler(devices);
     for (const c of devices) {
       if (c instanceof RpcDevice) c.connection.reuse.enabled = opts.reuse ?? true;
@@ -166,7 +189,7 @@ export class ModelBench {
         const srcIndex = w.copyOf ? model.weights.findIndex((x) => x.tensor === w.copyOf) : i;
         const init = { ...model.weights[srcIndex], tensor: w.tensor };
         let at = 0;
-        for (const chunk of weightChunks(init, spec.seed, srcIndex)) {
+        for (const chunk of weightChunks(init, spec.seed, srcIndex, opts.uploadChunk ?? 8 << 20)) {
           await w.tensor.buffer!.set(w.tensor.offset + at, chunk);
           at += chunk.length;
           done += chunk.length;

@@ -37,9 +37,12 @@ Options:
       -pg P,N            a prompt of P then N generated tokens (repeatable)
   -r, --repetitions N    timed repetitions of each test (default 5)
   -ts, --tensor-split R  split ratios per device, e.g. 3,1 or 3/1 (default: equal)
-  -fa, --flash-attn 0|1  FLASH_ATTN_EXT (1, default) or MUL_MAT + SOFT_MAX (0)
+  -fa, --flash-attn 0|1  FLASH_ATTN_EXT (1) or MUL_MAT + SOFT_MAX (0); default: 1 where every
+                         device runs it (servers cannot be asked and count as able)
   -ub, --ubatch-size N   tokens per ubatch (default 512)
       --no-reuse         send every graph in full (no GRAPH_RECOMPUTE), for comparison
+      --upload-chunk MB  MiB per weight SET_TENSOR (default 8; above 10, SET_TENSOR_HASH goes
+                         first so a server with a tensor cache (-c) skips what it has)
   -o, --output FMT       md (default), json or csv
   -t, --threads N        CPU threads of local cpu devices
       --native-lib PATH  the native CUDA/HIP library (also GRAPHWIRE_NATIVE_LIB)
@@ -251,6 +254,7 @@ export async function benchMain(argv: string[]): Promise<number> {
     "flash-attn": { type: "string" },
     "ubatch-size": { type: "string" },
     "no-reuse": { type: "boolean" },
+    "upload-chunk": { type: "string" },
     output: { type: "string", short: "o", default: "md" },
     threads: { type: "string", short: "t" },
     "native-lib": { type: "string" },
@@ -279,6 +283,7 @@ export async function benchMain(argv: string[]): Promise<number> {
     : intOption(values["flash-attn"], "flash-attn", 1, 0, 1) === 1;
   const ratios = parseRatios(values["tensor-split"]);
   const reuse = !values["no-reuse"];
+  const uploadChunk = intOption(values["upload-chunk"], "upload-chunk", 8, 1, 1024) * 1048576;
   const discover = {
     threads: values.threads === undefined ? undefined : intOption(values.threads, "threads", 1, 1, 1024),
     nativeLib: (values["native-lib"] as string | undefined) ?? Deno.env.get("GRAPHWIRE_NATIVE_LIB"),
@@ -356,6 +361,7 @@ export async function benchMain(argv: string[]): Promise<number> {
         ubatch,
         kvSize,
         reuse,
+        uploadChunk,
         onUpload: progressBar("uploading weights"),
       });
       try {
@@ -369,7 +375,7 @@ export async function benchMain(argv: string[]): Promise<number> {
             sizeBytes: modelBytes(spec),
             params: paramCount(spec),
             devices: devices.map((d) => d.name),
-            flashAttn: fa,
+            flashAttn: mb.flashAttn,
             reuse,
           });
         }
