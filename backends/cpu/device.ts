@@ -9,12 +9,22 @@ import { DeviceError, UnsupportedOpError } from "../../protocol/errors.ts";
 import type { Graph } from "../../protocol/graph/graph.ts";
 import { describeNode, nbytes, type Tensor } from "../../protocol/graph/tensor.ts";
 import type { Device, DeviceBuffer, DeviceMemory, Plan } from "../device.ts";
-import { type CpuContext, type CpuKernel, kernelFor } from "./ops/mod.ts";
+import { type CpuKernel, kernelFor, kernelKey } from "./ops/mod.ts";
+import { WorkerPool } from "./pool.ts";
 
 /** ggml's CPU buffer alignment (TENSOR_ALIGNMENT). */
 export const CPU_ALIGNMENT = 32;
 
-/** A CPU buffer: plain bytes in this process. */
+/**
+ * Work (multiply-adds, roughly) above which a node is split over the worker threads: a round trip
+ * to the workers costs a few hundred microseconds.
+ */
+export const PARALLEL_WORK = 1 << 20;
+
+/**
+ * A CPU buffer: plain bytes in this process (in a SharedArrayBuffer when the device has worker
+ * threads, so that they can compute into it).
+ */
 export class CpuBuffer implements DeviceBuffer {
   readonly device: CpuDevice;
   readonly size: number;
@@ -22,10 +32,10 @@ export class CpuBuffer implements DeviceBuffer {
   bytes: Uint8Array;
   #freed = false;
 
-  constructor(device: CpuDevice, size: number) {
+  constructor(device: CpuDevice, size: number, shared = false) {
     this.device = device;
     this.size = size;
-    this.bytes = new Uint8Array(size);
+    this.bytes = new Uint8Array(shared ? new SharedArrayBuffer(size) : new ArrayBuffer(size));
   }
 
   set(offset: number, data: Uint8Array): void {
@@ -53,7 +63,7 @@ export class CpuBuffer implements DeviceBuffer {
   free(): void {
     if (this.#freed) return;
     this.#freed = true;
-    this.device.released(this.size);
+    this.device.released(this);
     this.bytes = new Uint8Array(0);
   }
 }
@@ -66,7 +76,10 @@ interface CpuPlan extends Plan {
 
 /** Options of the CPU device. */
 export interface CpuDeviceOptions {
-  /** Worker threads for large ops (`-t`); default: the number of cores. */
+  /**
+   * Threads a large node is split over (`-t`): the calling thread plus threads-1 Web Workers;
+   * default: the number of cores.
+   */
   threads?: number;
 }
 
@@ -77,12 +90,15 @@ export class CpuDevice implements Device {
   readonly alignment = CPU_ALIGNMENT;
   readonly maxBufferSize: number;
   readonly description: string;
-  readonly ctx: CpuContext;
+  /** Threads a large node is split over. */
+  readonly threads: number;
+  #pool: WorkerPool;
   #allocated = 0;
 
   constructor(opts: CpuDeviceOptions = {}) {
-    const threads = Math.max(1, opts.threads ?? navigator.hardwareConcurrency ?? 1);
-    this.ctx = { threads };
+    const threads = Math.max(1, Math.floor(opts.threads ?? navigator.hardwareConcurrency ?? 1));
+    this.threads = threads;
+    this.#pool = new WorkerPool(threads);
     this.description = `CPU (TypeScript reference, ${threads} thread${threads === 1 ? "" : "s"})`;
     this.maxBufferSize = totalMemory();
   }
@@ -101,7 +117,7 @@ export class CpuDevice implements Device {
   allocBuffer(size: number): DeviceBuffer | null {
     if (!Number.isSafeInteger(size) || size < 0 || size > this.maxBufferSize) return null;
     try {
-      const b = new CpuBuffer(this, size);
+      const b = new CpuBuffer(this, size, this.threads > 1);
       this.#allocated += size;
       return b;
     } catch {
@@ -110,8 +126,9 @@ export class CpuDevice implements Device {
   }
 
   /** Called by a buffer when it is freed. */
-  released(size: number): void {
-    this.#allocated -= size;
+  released(b: CpuBuffer): void {
+    this.#allocated -= b.size;
+    this.#pool.forget(b.bytes);
   }
 
   allocSize(tensor: Tensor): number {
@@ -137,7 +154,14 @@ export class CpuDevice implements Device {
       const node = nodes[i];
       if (nbytes(node) === 0) continue;
       if (!node.buffer) throw new DeviceError(`node ${describeNode(node)} has no data`);
-      p.kernels[i].run(node, this.ctx);
+      const k = p.kernels[i];
+      const work = k.work && this.#pool.usable ? k.work(node) : 0;
+      if (work >= PARALLEL_WORK) {
+        const nth = Math.min(this.threads, Math.ceil(work / PARALLEL_WORK));
+        this.#pool.run(kernelKey(node), node, nth, (ith, n) => k.run(node, ith, n));
+      } else {
+        k.run(node, 0, 1);
+      }
     }
   }
 
@@ -149,7 +173,10 @@ export class CpuDevice implements Device {
 
   synchronize(): void {}
 
-  close(): void {}
+  /** Stops the worker threads. */
+  close(): void {
+    this.#pool.close();
+  }
 }
 
 function resolveKernel(node: Tensor): CpuKernel {

@@ -1,7 +1,7 @@
 /**
  * Number formats as ggml's CPU backend converts them: f16 with round-to-nearest-even (IEEE, as F16C
  * does), bf16 with ggml's own rounding (`ggml_compute_fp32_to_bf16`: NaN forced quiet, otherwise
- * round to nearest even on the upper 16 bits).
+ * round to nearest even on the upper 16 bits), f32 → i32 as x86's truncating conversion.
  * @module
  */
 
@@ -15,6 +15,14 @@ export const F16_TO_F32: Float32Array = (() => {
   const t = new Float32Array(65536);
   const h = new Float16Array(new Uint16Array(65536).map((_, i) => i).buffer);
   for (let i = 0; i < 65536; i++) t[i] = h[i];
+  return t;
+})();
+
+/** bf16 bits → f32 value, for all 65536 bit patterns. */
+export const BF16_TO_F32: Float32Array = (() => {
+  const t = new Float32Array(65536);
+  const u = new Uint32Array(t.buffer);
+  for (let i = 0; i < 65536; i++) u[i] = i << 16;
   return t;
 })();
 
@@ -39,8 +47,7 @@ export function f32ToBf16Bits(x: number): number {
 
 /** bf16 bits → value. */
 export function bf16BitsToF32(bits: number): number {
-  u32[0] = (bits & 0xffff) << 16;
-  return f32[0];
+  return BF16_TO_F32[bits & 0xffff];
 }
 
 /** Rounds a value to f16 precision and back (ggml's fp16 round trip). */
@@ -50,5 +57,14 @@ export function roundF16(x: number): number {
 
 /** Rounds a value to bf16 precision and back. */
 export function roundBf16(x: number): number {
-  return bf16BitsToF32(f32ToBf16Bits(x));
+  return BF16_TO_F32[f32ToBf16Bits(x)];
+}
+
+/**
+ * f32 → i32 as C's `(int32_t) x` compiles on x86 (cvttss2si): truncation toward zero, and the
+ * "integer indefinite" value INT32_MIN for NaN and anything out of range.
+ */
+export function f32ToI32(x: number): number {
+  const t = Math.trunc(x);
+  return t >= -2147483648 && t <= 2147483647 ? t : -2147483648;
 }

@@ -1,6 +1,7 @@
 /**
- * The one table of CPU kernels, keyed by op (and sub-op for UNARY and GLU). Dispatch and
- * `supportsOp` both read it, so what the device claims is exactly what it runs.
+ * The one table of CPU kernels, keyed by op (and sub-op for UNARY and GLU) as test-backend-ops
+ * names them. Dispatch and `supportsOp` both read it, so what the device claims is exactly what
+ * it runs.
  * @module
  */
 
@@ -8,18 +9,21 @@ import type { Tensor } from "../../../protocol/graph/tensor.ts";
 import { subOp } from "../../../protocol/graph/tensor.ts";
 import { opDesc } from "../../../protocol/graph/ops.ts";
 
-/** Per-run context a kernel may use (thread pool, scratch space). */
-export interface CpuContext {
-  /** Worker threads available to large ops (1 = run inline). */
-  readonly threads: number;
-}
-
 /** One op's implementation. */
 export interface CpuKernel {
-  /** Whether this kernel runs `node` with its types and layout. */
+  /** Whether this kernel runs `node` with its types, shapes and layout (what ggml's CPU runs). */
   supports(node: Tensor): boolean;
-  /** Computes `node` into its own data. */
-  run(node: Tensor, ctx: CpuContext): void;
+  /**
+   * Computes part `ith` of `nth` of `node` into the node's data (`nth` = 1: all of it). Parts are
+   * disjoint, so they may run on different threads at once; a kernel without {@linkcode work}
+   * is only ever called with nth = 1.
+   */
+  run(node: Tensor, ith: number, nth: number): void;
+  /**
+   * Roughly how many multiply-adds `node` costs; the device spreads nodes above a threshold over
+   * its worker threads. Absent: the kernel's parts are not independent, run it on one thread.
+   */
+  work?(node: Tensor): number;
 }
 
 /** The key of a node in {@linkcode KERNELS}: "ADD", or "SILU" / "SWIGLU" for UNARY / GLU. */
@@ -38,7 +42,7 @@ export function defineKernels(entries: Record<string, CpuKernel>): void {
   }
 }
 
-/** The kernel that runs `node`, if any supports it. */
+/** The kernel that runs `node`, if one supports it. */
 export function kernelFor(node: Tensor): CpuKernel | undefined {
   const k = KERNELS.get(kernelKey(node));
   return k && k.supports(node) ? k : undefined;
