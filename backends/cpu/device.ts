@@ -81,6 +81,11 @@ export interface CpuDeviceOptions {
    * default: the number of cores.
    */
   threads?: number;
+  /**
+   * Work (multiply-adds, roughly) from which a node is split over the threads; default
+   * {@linkcode PARALLEL_WORK}. Tests set 1 to send every splittable node through the workers.
+   */
+  parallelWork?: number;
 }
 
 /** The CPU device. */
@@ -93,12 +98,14 @@ export class CpuDevice implements Device {
   /** Threads a large node is split over. */
   readonly threads: number;
   #pool: WorkerPool;
+  #parallelWork: number;
   #allocated = 0;
 
   constructor(opts: CpuDeviceOptions = {}) {
     const threads = Math.max(1, Math.floor(opts.threads ?? navigator.hardwareConcurrency ?? 1));
     this.threads = threads;
     this.#pool = new WorkerPool(threads);
+    this.#parallelWork = Math.max(1, opts.parallelWork ?? PARALLEL_WORK);
     this.description = `CPU (TypeScript reference, ${threads} thread${threads === 1 ? "" : "s"})`;
     this.maxBufferSize = totalMemory();
   }
@@ -156,8 +163,8 @@ export class CpuDevice implements Device {
       if (!node.buffer) throw new DeviceError(`node ${describeNode(node)} has no data`);
       const k = p.kernels[i];
       const work = k.work && this.#pool.usable ? k.work(node) : 0;
-      if (work >= PARALLEL_WORK) {
-        const nth = Math.min(this.threads, Math.ceil(work / PARALLEL_WORK));
+      if (work >= this.#parallelWork) {
+        const nth = Math.min(this.threads, Math.ceil(work / this.#parallelWork));
         this.#pool.run(kernelKey(node), node, nth, (ith, n) => k.run(node, ith, n));
       } else {
         k.run(node, 0, 1);
