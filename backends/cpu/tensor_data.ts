@@ -1,7 +1,7 @@
 /**
  * Reading and writing tensor elements in CPU buffers, in ggml's logical order (dim 0 fastest), for
- * f32, f16, bf16, i32 and i64 (i64 as numbers: exact up to 2^53), honouring any strides and any
- * byte offset. {@linkcode TensorData} wraps one tensor: rows are read into and written from f32
+ * f32, f16, bf16, i32, i64 (as numbers: exact up to 2^53), i16 and i8, honouring any strides and
+ * any byte offset. {@linkcode TensorData} wraps one tensor: rows are read into and written from f32
  * scratch arrays (converting as ggml converts), single elements are read and written as numbers,
  * and same-type copies move raw bytes so that NaN payloads and integers survive exactly.
  *
@@ -35,6 +35,8 @@ export interface BufferViews {
   readonly f16: Float16Array;
   readonly u16: Uint16Array;
   readonly i32: Int32Array;
+  readonly i16: Int16Array;
+  readonly i8: Int8Array;
   readonly dv: DataView;
 }
 
@@ -52,6 +54,8 @@ export function viewsOf(bytes: Uint8Array): BufferViews {
       f16: new Float16Array(buffer, o, n >>> 1),
       u16: new Uint16Array(buffer, o, n >>> 1),
       i32: new Int32Array(buffer, o, n >>> 2),
+      i16: new Int16Array(buffer, o, n >>> 1),
+      i8: new Int8Array(buffer, o, n),
       dv: new DataView(buffer, o, n),
     };
     VIEWS.set(bytes, v);
@@ -77,6 +81,9 @@ export const CPU_VALUE_TYPES: ReadonlySet<number> = new Set([
   GgmlType.I64,
 ]);
 
+/** Types that same-type copies (CPY, DUP, CONT, CONCAT) move as raw bytes: the above, i16, i8. */
+export const RAW_TYPES: ReadonlySet<number> = new Set([...CPU_VALUE_TYPES, GgmlType.I16, GgmlType.I8]);
+
 /** The float types ggml's CPU computes in: f32, f16, bf16. */
 export const FLOAT_TYPES: ReadonlySet<number> = new Set([GgmlType.F32, GgmlType.F16, GgmlType.BF16]);
 
@@ -87,9 +94,12 @@ function elementSize(type: number): number {
       return 4;
     case GgmlType.F16:
     case GgmlType.BF16:
+    case GgmlType.I16:
       return 2;
     case GgmlType.I64:
       return 8;
+    case GgmlType.I8:
+      return 1;
     default:
       throw new DeviceError(`cpu cannot address elements of type ${typeName(type)}`);
   }
@@ -161,6 +171,10 @@ export class TensorData {
           return BF16_TO_F32[this.views.u16[k]];
         case GgmlType.I32:
           return this.views.i32[k];
+        case GgmlType.I16:
+          return this.views.i16[k];
+        case GgmlType.I8:
+          return this.views.i8[k];
         default: // I64
           return this.views.i32[2 * k + 1] * TWO32 + (this.views.i32[2 * k] >>> 0);
       }
@@ -185,6 +199,12 @@ export class TensorData {
         case GgmlType.I32:
           this.views.i32[k] = f32ToI32(x);
           return;
+        case GgmlType.I16:
+          this.views.i16[k] = x;
+          return;
+        case GgmlType.I8:
+          this.views.i8[k] = x;
+          return;
         default: { // I64
           const hi = Math.floor(x / TWO32);
           this.views.i32[2 * k] = (x - hi * TWO32) | 0;
@@ -207,6 +227,10 @@ export class TensorData {
         return BF16_TO_F32[dv.getUint16(o, true)];
       case GgmlType.I32:
         return dv.getInt32(o, true);
+      case GgmlType.I16:
+        return dv.getInt16(o, true);
+      case GgmlType.I8:
+        return dv.getInt8(o);
       default:
         return dv.getInt32(o + 4, true) * TWO32 + dv.getUint32(o, true);
     }
@@ -223,6 +247,10 @@ export class TensorData {
         return dv.setUint16(o, f32ToBf16Bits(x), true);
       case GgmlType.I32:
         return dv.setInt32(o, f32ToI32(x), true);
+      case GgmlType.I16:
+        return dv.setInt16(o, x, true);
+      case GgmlType.I8:
+        return dv.setInt8(o, x);
       default: {
         const hi = Math.floor(x / TWO32);
         dv.setInt32(o, (x - hi * TWO32) | 0, true);
@@ -266,10 +294,13 @@ export class TensorData {
         for (let i = 0; i < n; i++, k += s) out[o + i] = a[k];
         return;
       }
-      default: {
+      case GgmlType.I64: {
         const a = this.views.i32;
         for (let i = 0; i < n; i++, k += s) out[o + i] = a[2 * k + 1] * TWO32 + (a[2 * k] >>> 0);
+        return;
       }
+      default:
+        for (let i = 0; i < n; i++) out[o + i] = this.get(i0 + i, i1, i2, i3);
     }
   }
 

@@ -1,18 +1,18 @@
 /**
- * CONCAT: src1 appended to src0 along dimension op_params[0]; any of f32, f16, bf16, i32, i64 (both
- * sources and dst one type), copied as raw bytes.
+ * CONCAT: src1 appended to src0 along dimension op_params[0]; any of f32, f16, bf16, i32, i64, i16,
+ * i8 (both sources and dst one type), copied as raw bytes.
  * @module
  */
 
 import { nelements, opI32 } from "../../../protocol/graph/tensor.ts";
-import { copyRowRaw, CPU_VALUE_TYPES, TensorData } from "../tensor_data.ts";
+import { copyRowRaw, RAW_TYPES, TensorData } from "../tensor_data.ts";
 import { eachRow } from "./common.ts";
 import { type CpuKernel, defineKernels } from "./registry.ts";
 
 const concat: CpuKernel = {
   supports: (n) => {
     const a = n.src[0], b = n.src[1], dim = opI32(n, 0);
-    if (!a || !b || !CPU_VALUE_TYPES.has(n.type) || a.type !== n.type || b.type !== n.type) return false;
+    if (!a || !b || !RAW_TYPES.has(n.type) || a.type !== n.type || b.type !== n.type) return false;
     if (!(dim >= 0 && dim < 4)) return false;
     for (let d = 0; d < 4; d++) {
       if (d === dim ? n.ne[d] !== a.ne[d] + b.ne[d] : n.ne[d] !== a.ne[d] || n.ne[d] !== b.ne[d]) {

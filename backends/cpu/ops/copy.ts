@@ -3,19 +3,19 @@
  * b) writes a into b's memory (the node is a view of b); DUP and CONT write into the node. The shapes
  * may differ when the element counts agree (elements are matched in logical order, dim 0 fastest).
  * Same-type copies move raw bytes, so NaN payloads and integers survive exactly (any of f32, f16,
- * bf16, i32, i64); type changes convert as ggml does (f16 round to nearest even, bf16 with ggml's
+ * bf16, i32, i64, i16, i8); type changes convert as ggml does (f16 round to nearest even, bf16 with ggml's
  * rounding, f32 → i32 by truncation, i32 → f32), between f32/f16/bf16 and f32 ↔ i32.
  * @module
  */
 
 import { nelements, nrows, sameShape, type Tensor } from "../../../protocol/graph/tensor.ts";
 import { GgmlType } from "../../../protocol/graph/types.ts";
-import { copyRowRaw, CPU_VALUE_TYPES, FLOAT_TYPES, partRange, TensorData } from "../tensor_data.ts";
+import { copyRowRaw, FLOAT_TYPES, partRange, RAW_TYPES, TensorData } from "../tensor_data.ts";
 import { type CpuKernel, defineKernels } from "./registry.ts";
 
 /** Whether ggml's CPU converts `src` to `dst` (dup_flt / dup_bytes). */
 export function canConvert(src: number, dst: number): boolean {
-  if (src === dst) return CPU_VALUE_TYPES.has(src);
+  if (src === dst) return RAW_TYPES.has(src);
   if (FLOAT_TYPES.has(src) && FLOAT_TYPES.has(dst)) return true;
   return (src === GgmlType.F32 && dst === GgmlType.I32) || (src === GgmlType.I32 && dst === GgmlType.F32);
 }

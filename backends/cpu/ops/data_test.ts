@@ -7,7 +7,7 @@
 import { assertEquals, assertNmse, assertOk, assertThrows } from "../../../tests/asserts.ts";
 import { f32Param, GgmlOp, GgmlType, roundTo, TestBed } from "../testing.ts";
 
-const { F32, F16, BF16, I32, I64 } = GgmlType;
+const { F32, F16, BF16, I32, I64, I16, I8 } = GgmlType;
 
 Deno.test("CPY between layouts and types, matched in logical order", () => {
   const tb = new TestBed();
@@ -105,8 +105,10 @@ Deno.test("CONCAT along each dimension, REPEAT, PAD (zeros and circular), ROLL",
     const na = [3, 2, 2, 2], nb = [3, 2, 2, 2];
     nb[dim] = 1;
     const nd = na.map((x, i) => (i === dim ? x + nb[i] : x));
-    const a = tb.tensor(I64, na, { lo: -1e12, hi: 1e12 }), b = tb.tensor(I64, nb, { lo: -1e12, hi: 1e12 });
-    const out = tb.node(GgmlOp.CONCAT, I64, nd, [a, b], [dim]);
+    const [type, range] = [[I64, 1e12], [I16, 3e4], [I8, 100]][dim % 3];
+    const a = tb.tensor(type, na, { lo: -range, hi: range }),
+      b = tb.tensor(type, nb, { lo: -range, hi: range });
+    const out = tb.node(GgmlOp.CONCAT, type, nd, [a, b], [dim]);
     tb.run(out);
     let k = 0;
     const got = tb.read(out);

@@ -1,6 +1,6 @@
 /**
- * REPEAT: src0 tiled to dst's shape (every dimension of dst a multiple of src0's); f32, f16, bf16
- * and i32, copied as raw bytes.
+ * REPEAT: src0 tiled to dst's shape (every dimension of dst a multiple of src0's); f32, f16, bf16,
+ * i32 and i16 (ggml's CPU has no i64 or i8 REPEAT), copied as raw bytes.
  * @module
  */
 
@@ -10,7 +10,13 @@ import { copyRowRaw, TensorData } from "../tensor_data.ts";
 import { eachRow } from "./common.ts";
 import { type CpuKernel, defineKernels } from "./registry.ts";
 
-const TYPES: ReadonlySet<number> = new Set([GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.I32]);
+const TYPES: ReadonlySet<number> = new Set([
+  GgmlType.F32,
+  GgmlType.F16,
+  GgmlType.BF16,
+  GgmlType.I32,
+  GgmlType.I16,
+]);
 
 const repeat: CpuKernel = {
   supports: (n) => {
