@@ -5,6 +5,7 @@
  */
 
 import "./cpu/mod.ts";
+import "./cuda/mod.ts";
 import "./rpc/mod.ts";
 
 export * from "./registry.ts";

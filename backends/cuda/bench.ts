@@ -1,0 +1,299 @@
+/**
+ * Measurements of the native device on a GPU host (`deno run -A backends/cuda/bench.ts [--json F]`):
+ *
+ * - the issue's anchor shapes (MUL_MAT 4096×14336 at n = 1, 8, 512; SOFT_MAX; FLASH_ATTN_EXT decode;
+ *   a transposing CPY; fused SWIGLU), device time per run from device events around replays;
+ * - a 1000-node graph: plain launches against one CUDA-graph replay, and the CPU cost of building
+ *   and updating its plan;
+ * - GRAPH_RECOMPUTE plus one GET_TENSOR through graphwire's server on loopback.
+ *
+ * Inputs are random (never zeros). ggml-cuda's figures for the same shapes come from its own
+ * test-backend-ops perf, run beside this in the same session (native/scripts/h100.sh).
+ * @module
+ */
+
+import { bindMemory, planMemory } from "../alloc.ts";
+import { GraphBuilder } from "../../protocol/graph/builder.ts";
+import { GgmlOp, GluOp } from "../../protocol/graph/ops.ts";
+import { nbytes, nelements, type Tensor } from "../../protocol/graph/tensor.ts";
+import type { Graph } from "../../protocol/graph/graph.ts";
+import { GgmlType } from "../../protocol/graph/types.ts";
+import type { DeviceBuffer } from "../device.ts";
+import { type CudaDevice, discoverNative, NativeOption, setOption } from "./mod.ts";
+import { blasInfo, getOption } from "./ffi.ts";
+import { encodeValues, opNode } from "./check.ts";
+import { rng } from "../../tests/asserts.ts";
+
+const { F32, F16, BF16 } = GgmlType;
+
+interface Anchor {
+  name: string;
+  /** ggml-cuda's figure on the H100 at d99724f2 (the issue's anchor), µs. */
+  anchorUs: number;
+  /** The test-backend-ops case string this matches (for pairing with ggml's perf output). */
+  ggml: string;
+  build(b: GraphBuilder): Tensor;
+  /** Bytes a run must move at least (for the bandwidth column). */
+  bytes: number;
+  flops?: number;
+}
+
+function anchors(): Anchor[] {
+  const mm = (t: number, n: number, us: number): Anchor => ({
+    name: `MUL_MAT ${t === F16 ? "f16" : t === BF16 ? "bf16" : "f32"} 4096x14336 n=${n}`,
+    anchorUs: us,
+    ggml: `MUL_MAT(type_a=${
+      t === F16 ? "f16" : t === BF16 ? "bf16" : "f32"
+    },type_b=f32,m=4096,n=${n},k=14336,`,
+    build: (b) => b.mulMat(b.newTensor(t, [14336, 4096]), b.newTensor(F32, [14336, n])),
+    bytes: 4096 * 14336 * (t === F32 ? 4 : 2) + 14336 * n * 4 + 4096 * n * 4,
+    flops: 2 * 4096 * 14336 * n,
+  });
+  return [
+    mm(F16, 1, 40.7),
+    mm(BF16, 1, 40.2),
+    mm(F32, 1, 77),
+    mm(F16, 8, 47.4),
+    mm(F16, 512, 140),
+    mm(BF16, 512, 123),
+    {
+      name: "SOFT_MAX f32 4096x4096x5",
+      anchorUs: 316,
+      ggml:
+        "SOFT_MAX(type=f32,ne=[4096,4096,5,1],mask=0,sinks=0,m_prec=f32,nr23=[1,1],scale=1.000000,max_bias=0.000000,inplace=0)",
+      build: (b) => b.softMax(b.newTensor(F32, [4096, 4096, 5, 1])),
+      bytes: 2 * 4096 * 4096 * 5 * 4,
+    },
+    {
+      name: "FLASH_ATTN_EXT hs=128 nh=8 kv=16384 n=1 f16",
+      anchorUs: 28.7,
+      ggml:
+        "FLASH_ATTN_EXT(hsk=128,hsv=128,nh=8,nr23=[1,1],kv=16384,nb=1,mask=1,sinks=0,max_bias=0.000000,logit_softcap=0.000000,prec=f32,type_KV=f16",
+      build: (b) => {
+        const q = b.newTensor(F32, [128, 1, 8, 1]);
+        const k = b.newTensor(F16, [128, 16384, 8, 1]);
+        const v = b.newTensor(F16, [128, 16384, 8, 1]);
+        const m = b.newTensor(F16, [16384, 1, 1, 1]);
+        return b.flashAttnExtSetPrec(b.flashAttnExt(q, k, v, m, 1 / Math.sqrt(128)), 10);
+      },
+      bytes: 2 * 128 * 16384 * 8 * 2,
+    },
+    {
+      name: "CPY f32 786432x256 transposed",
+      anchorUs: 687,
+      ggml:
+        "CPY(type_src=f32,type_dst=f32,ne=[786432,256,1,1],permute_src=[1,0,2,3],permute_dst=[0,0,0,0],_src_transpose=0)",
+      build: (b) => b.cont(b.permute(b.newTensor(F32, [786432, 256]), 1, 0, 2, 3)),
+      bytes: 2 * 786432 * 256 * 4,
+    },
+    {
+      name: "SWIGLU f32 34816x512 fused",
+      anchorUs: 44,
+      ggml: "SWIGLU(type=f32,ne_a=[34816,512,1,1],v=0,swapped=0)",
+      build: (b) => b.glu(b.newTensor(F32, [34816, 512]), null, GluOp.SWIGLU),
+      bytes: 34816 * 512 * 4 * 1.5,
+    },
+  ];
+}
+
+const block = (() => {
+  const r = rng(Date.now() >>> 0);
+  return Array.from({ length: 1 << 18 }, () => r() * 2 - 1);
+})();
+
+/** Fills a tensor with random values of its type (a random 256K-element block, repeated). */
+function fillRandom(buf: DeviceBuffer, t: Tensor): void {
+  const n = nelements(t);
+  const pattern = encodeValues(t.type, block);
+  const per = block.length;
+  const es = pattern.length / per;
+  for (let i = 0; i < n; i += per) {
+    const k = Math.min(per, n - i);
+    buf.set(t.offset + i * es, pattern.subarray(0, k * es)) as void;
+  }
+}
+
+async function placeRandom(dev: CudaDevice, g: Graph): Promise<DeviceBuffer> {
+  const plan = await planMemory(g, dev);
+  const buf = dev.allocBuffer(Math.max(1, plan.size));
+  if (!buf) throw new Error(`cannot allocate ${plan.size} bytes`);
+  bindMemory(g, buf, plan);
+  for (const t of g.tensors) {
+    if (t.op === GgmlOp.NONE && !t.viewSrc && t.buffer && nbytes(t) > 0) fillRandom(buf, t);
+  }
+  return buf;
+}
+
+function timePlan(dev: CudaDevice, g: Graph, targetMs = 300): number {
+  const plan = dev.planCreate(g);
+  try {
+    const once = dev.planTime(plan, 3);
+    const iters = Math.max(5, Math.min(2000, Math.round(targetMs / Math.max(once, 1e-3))));
+    // median of three measurements
+    const t = [dev.planTime(plan, iters), dev.planTime(plan, iters), dev.planTime(plan, iters)].sort((a, b) =>
+      a - b
+    );
+    return t[1];
+  } finally {
+    dev.planFree(plan);
+  }
+}
+
+/** A chain of `n` small dependent element-wise nodes on a [4096] f32 tensor. */
+function chain(b: GraphBuilder, n: number): Tensor {
+  let y = b.newTensor(F32, [4096]);
+  const c = b.newTensor(F32, [4096]);
+  for (let i = 0; i < n; i++) y = i % 2 ? b.scale(y, 0.999) : opNode(b, GgmlOp.ADD, F32, [4096], [y, c]);
+  return y;
+}
+
+export interface BenchReport {
+  device: string;
+  blas: string;
+  anchors: { name: string; us: number; anchorUs: number; gbps: number; tflops?: number; ggml: string }[];
+  graph1000: {
+    plainUs: number;
+    replayUs: number;
+    planCreateMs: number;
+    planUpdateMs: number;
+    recomputeGetUs: number;
+    recomputeGetP90Us: number;
+  };
+}
+
+export async function runBench(dev: CudaDevice, log: (s: string) => void): Promise<BenchReport> {
+  setOption(dev.native, NativeOption.CUDA_GRAPHS, 1);
+  const report: BenchReport = {
+    device: dev.description,
+    blas: `${blasInfo(dev.native)} (loaded: ${getOption(dev.native, NativeOption.BLAS_LOADED)})`,
+    anchors: [],
+    graph1000: {
+      plainUs: 0,
+      replayUs: 0,
+      planCreateMs: 0,
+      planUpdateMs: 0,
+      recomputeGetUs: 0,
+      recomputeGetP90Us: 0,
+    },
+  };
+  const variants: { anchor: string; label: string; rows: number }[] = [
+    { anchor: "n=1", label: "4 rows/block", rows: 4 },
+    { anchor: "f16 4096x14336 n=8", label: "4 rows/block", rows: 4 },
+  ];
+  for (const a of anchors()) {
+    const b = new GraphBuilder();
+    const g = b.build(a.build(b));
+    const buf = await placeRandom(dev, g);
+    try {
+      for (const v of variants) {
+        if (!a.name.includes(v.anchor)) continue;
+        setOption(dev.native, NativeOption.MATVEC_ROWS, v.rows);
+        const us = timePlan(dev, g) * 1000;
+        setOption(dev.native, NativeOption.MATVEC_ROWS, 0);
+        log(`  variant ${a.name} ${v.label}: ${us.toFixed(1)} µs`);
+      }
+      const ms = timePlan(dev, g);
+      const us = ms * 1000;
+      const gbps = a.bytes / (ms / 1000) / 1e9;
+      const tflops = a.flops ? a.flops / (ms / 1000) / 1e12 : undefined;
+      report.anchors.push({ name: a.name, us, anchorUs: a.anchorUs, gbps, tflops, ggml: a.ggml });
+      log(
+        `${a.name.padEnd(46)} ${us.toFixed(1).padStart(8)} µs  ${gbps.toFixed(0).padStart(5)} GB/s${
+          tflops ? `  ${tflops.toFixed(1)} TFLOP/s` : ""
+        }  (anchor ${a.anchorUs} µs, ${(a.anchorUs / us).toFixed(2)}x)`,
+      );
+    } finally {
+      buf.free();
+    }
+  }
+  // 1000-node graph: plain launches vs replay
+  {
+    const b = new GraphBuilder();
+    const g = b.build(chain(b, 1000));
+    const buf = await placeRandom(dev, g);
+    setOption(dev.native, NativeOption.CUDA_GRAPHS, 0);
+    const plain = timePlan(dev, g, 500);
+    setOption(dev.native, NativeOption.CUDA_GRAPHS, 1);
+    const replay = timePlan(dev, g, 500);
+    let t0 = performance.now();
+    const reps = 20;
+    const plans = [];
+    for (let i = 0; i < reps; i++) plans.push(dev.planCreate(g));
+    const createMs = (performance.now() - t0) / reps;
+    t0 = performance.now();
+    for (const p of plans) dev.planUpdate(p, g);
+    const updateMs = (performance.now() - t0) / reps;
+    for (const p of plans) dev.planFree(p);
+    buf.free();
+    report.graph1000.plainUs = plain * 1000;
+    report.graph1000.replayUs = replay * 1000;
+    report.graph1000.planCreateMs = createMs;
+    report.graph1000.planUpdateMs = updateMs;
+    log(
+      `1000-node graph: plain launches ${(plain * 1000).toFixed(0)} µs/run, CUDA-graph replay ${
+        (replay * 1000).toFixed(0)
+      } µs/run (${(plain / replay).toFixed(2)}x); plan create ${createMs.toFixed(2)} ms, update ${
+        updateMs.toFixed(2)
+      } ms`,
+    );
+  }
+  // GRAPH_RECOMPUTE + GET_TENSOR through the server
+  {
+    const { startLocalServer } = await import("../../bench/local_server.ts");
+    const { openRpcServer } = await import("../rpc/mod.ts");
+    const server = startLocalServer([dev]);
+    try {
+      const [remote] = await openRpcServer(server.endpoint);
+      const b = new GraphBuilder();
+      const out = chain(b, 1000);
+      const g = b.build(out);
+      const plan = await planMemory(g, remote);
+      const rbuf = (await remote.allocBuffer(plan.size))!;
+      bindMemory(g, rbuf, plan);
+      for (const t of g.tensors) {
+        if (t.op === GgmlOp.NONE && t.buffer) {
+          await rbuf.set(t.offset, encodeValues(F32, block.slice(0, 4096)));
+        }
+      }
+      const rp = remote.planCreate(g);
+      await remote.planCompute(rp); // GRAPH_COMPUTE
+      await rbuf.get(out.offset, 16384);
+      const times: number[] = [];
+      for (let i = 0; i < 300; i++) {
+        const t0 = performance.now();
+        await remote.planCompute(rp); // GRAPH_RECOMPUTE
+        await rbuf.get(out.offset, 16384);
+        times.push((performance.now() - t0) * 1000);
+      }
+      times.sort((a, b) => a - b);
+      report.graph1000.recomputeGetUs = times[Math.floor(times.length / 2)];
+      report.graph1000.recomputeGetP90Us = times[Math.floor(times.length * 0.9)];
+      log(
+        `GRAPH_RECOMPUTE + GET_TENSOR (1000 nodes, 16 KiB back) over loopback: p50 ${
+          report.graph1000.recomputeGetUs.toFixed(0)
+        } µs, p90 ${report.graph1000.recomputeGetP90Us.toFixed(0)} µs`,
+      );
+      await rbuf.free();
+      await remote.close();
+    } finally {
+      await server.close();
+    }
+  }
+  return report;
+}
+
+if (import.meta.main) {
+  const args = [...Deno.args];
+  const ji = args.indexOf("--json");
+  const jsonPath = ji >= 0 ? args.splice(ji, 2)[1] : undefined;
+  const found = discoverNative("cuda");
+  const dev = found.devices[0] as CudaDevice | undefined;
+  if (!dev) {
+    console.log(`no cuda device: ${found.absent}`);
+    Deno.exit(2);
+  }
+  console.log(dev.description);
+  const r = await runBench(dev, (s) => console.log(s));
+  console.log(r.blas);
+  if (jsonPath) await Deno.writeTextFile(jsonPath, JSON.stringify(r, null, 2));
+}

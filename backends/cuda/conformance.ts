@@ -1,0 +1,172 @@
+/**
+ * Runs ggml's test-backend-ops (test mode) against a graphwire server, op by op, and counts passes.
+ * ggml's RPC client claims every op, and a server that refuses one ends the connection (the client
+ * then aborts), so the cases are listed first (`support` mode on ggml's CPU backend), those with a
+ * type outside f32/f16/bf16/i32/i64 are dropped, and the rest run in chunks selected with `-p`; a
+ * chunk whose process dies is re-run case by case so that one refusal costs only its own case.
+ *
+ *   deno run -A backends/cuda/conformance.ts --tbo PATH/test-backend-ops --server 127.0.0.1:PORT \
+ *     [--ops ADD,MUL_MAT,...] [--json out.json] [--jobs N]
+ *
+ * The binary must carry the GW_RPC patch (see bench/RESULTS.md): GW_RPC=HOST:PORT registers the
+ * server as backend RPC0.
+ * @module
+ */
+
+const OPS = (
+  "ADD SUB MUL DIV ADD1 ACC SCALE SQR SQRT LOG SIN COS CLAMP LEAKY_RELU ADD_ID " +
+  "ABS SGN NEG STEP TANH ELU RELU SIGMOID GELU GELU_QUICK GELU_ERF SILU HARDSWISH HARDSIGMOID EXP EXPM1 " +
+  "SOFTPLUS FLOOR CEIL ROUND TRUNC REGLU GEGLU SWIGLU SWIGLU_OAI GEGLU_ERF GEGLU_QUICK " +
+  "NORM RMS_NORM L2_NORM MUL_MAT MUL_MAT_ID GET_ROWS SET_ROWS CPY DUP CONT SET CONCAT REPEAT PAD ROLL " +
+  "SOFT_MAX DIAG_MASK_INF ROPE FLASH_ATTN_EXT SUM SUM_ROWS MEAN ARGMAX COUNT_EQUAL ARGSORT TOP_K CUMSUM " +
+  "ARANGE FILL TRI DIAG"
+).split(" ");
+
+const TYPES = new Set(["f32", "f16", "bf16", "i32", "i64"]);
+
+/** Per-op outcome. */
+export interface OpOutcome {
+  op: string;
+  total: number;
+  passed: number;
+  failed: string[];
+  crashed: string[];
+  skipped: number;
+}
+
+// deno-lint-ignore no-control-regex
+const ANSI = /\x1b\[[0-9;]*m/g;
+
+async function run(
+  tbo: string,
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs: number,
+): Promise<{ code: number; out: string }> {
+  const cmd = new Deno.Command(tbo, { args, env, stdout: "piped", stderr: "piped" });
+  const child = cmd.spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }, timeoutMs);
+  const { code, stdout, stderr } = await child.output();
+  clearTimeout(timer);
+  const dec = new TextDecoder();
+  return { code, out: (dec.decode(stdout) + dec.decode(stderr)).replace(ANSI, "") };
+}
+
+/** Cases of `op` (their parameter strings) as ggml's CPU backend lists them. */
+async function listCases(tbo: string, op: string): Promise<string[]> {
+  const { out } = await run(tbo, ["support", "-o", op, "-b", "CPU"], {}, 120_000);
+  const cases: string[] = [];
+  const re = new RegExp(`^\\s+${op}\\((.*)\\): (SUPPORTED|NOT SUPPORTED|not supported)`, "i");
+  for (const line of out.split("\n")) {
+    const m = line.match(re);
+    if (m) cases.push(m[1]);
+  }
+  return cases;
+}
+
+/** Whether every type named in a case's parameters is one graphwire devices take. */
+function typesOk(params: string): boolean {
+  for (const m of params.matchAll(/(?:^|,)(type[A-Za-z_0-9]*)=([A-Za-z0-9_]+)/g)) {
+    if (!TYPES.has(m[2])) return false;
+  }
+  return true;
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+function parseResults(op: string, out: string): Map<string, string> {
+  const res = new Map<string, string>();
+  const re = new RegExp(`^\\s+${op}\\((.*)\\): (OK|FAIL|not supported)`);
+  for (const line of out.split("\n")) {
+    const m = line.match(re);
+    if (m) res.set(m[1], m[2]);
+  }
+  return res;
+}
+
+/** Runs the listed cases of `op` against the server, chunk by chunk. */
+export async function runOp(tbo: string, server: string, op: string, chunk = 24): Promise<OpOutcome> {
+  const all = await listCases(tbo, op);
+  const cases = all.filter(typesOk);
+  const o: OpOutcome = {
+    op,
+    total: cases.length,
+    passed: 0,
+    failed: [],
+    crashed: [],
+    skipped: all.length - cases.length,
+  };
+  const env = { GW_RPC: server };
+  const runCases = async (list: string[]): Promise<{ results: Map<string, string>; died: boolean }> => {
+    const re = `^(?:${list.map(escapeRe).join("|")})$`;
+    const { code, out } = await run(tbo, ["test", "-o", op, "-b", "RPC0", "-p", re], env, 300_000);
+    const results = parseResults(op, out);
+    return { results, died: code !== 0 && results.size < list.length };
+  };
+  for (let i = 0; i < cases.length; i += chunk) {
+    const part = cases.slice(i, i + chunk);
+    const { results, died } = await runCases(part);
+    if (died) {
+      // re-run what did not report, one case at a time
+      for (const c of part) {
+        if (results.has(c)) continue;
+        const r = await runCases([c]);
+        const v = r.results.get(c);
+        if (v) results.set(c, v);
+        else o.crashed.push(c);
+      }
+    }
+    for (const c of part) {
+      const v = results.get(c);
+      if (v === "OK") o.passed++;
+      else if (v === "FAIL" || v === "not supported") o.failed.push(`${c}: ${v}`);
+      else if (!o.crashed.includes(c)) o.crashed.push(c);
+    }
+  }
+  return o;
+}
+
+if (import.meta.main) {
+  const args = [...Deno.args];
+  const take = (flag: string) => {
+    const i = args.indexOf(flag);
+    return i >= 0 ? args.splice(i, 2)[1] : undefined;
+  };
+  const tbo = take("--tbo") ?? "test-backend-ops";
+  const server = take("--server");
+  const ops = (take("--ops") ?? OPS.join(",")).split(",");
+  const json = take("--json");
+  const jobs = Number(take("--jobs") ?? "4");
+  if (!server) {
+    console.error("usage: conformance.ts --tbo PATH --server HOST:PORT [--ops A,B] [--json F] [--jobs N]");
+    Deno.exit(2);
+  }
+  const outcomes: OpOutcome[] = [];
+  const queue = [...ops];
+  await Promise.all(Array.from({ length: jobs }, async () => {
+    while (queue.length) {
+      const op = queue.shift()!;
+      const o = await runOp(tbo, server, op);
+      outcomes.push(o);
+      console.log(
+        `${op.padEnd(14)} ${o.passed}/${o.total} passed${
+          o.failed.length ? `, ${o.failed.length} failed` : ""
+        }${
+          o.crashed.length ? `, ${o.crashed.length} refused (connection ended)` : ""
+        } (${o.skipped} cases with other types not run)`,
+      );
+    }
+  }));
+  outcomes.sort((a, b) => ops.indexOf(a.op) - ops.indexOf(b.op));
+  if (json) await Deno.writeTextFile(json, JSON.stringify(outcomes, null, 2));
+  const tot = outcomes.reduce((s, o) => s + o.total, 0), pass = outcomes.reduce((s, o) => s + o.passed, 0);
+  console.log(`total: ${pass}/${tot} passed`);
+}

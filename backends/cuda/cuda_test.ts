@@ -1,0 +1,278 @@
+/**
+ * The native CUDA/HIP device. Without a GPU (CI, the development machine) only the parts that need
+ * none run: descriptor layout, library discovery and its messages. With a GPU: every kernel against
+ * the CPU reference on fresh random inputs, plans as CUDA graphs (capture, replay, in-place update,
+ * the fallback after several updates), and the checks that keep hostile graphs inside their buffers.
+ */
+
+import { CpuDevice } from "../cpu/mod.ts";
+import { GraphBuilder } from "../../protocol/graph/builder.ts";
+import { GgmlOp } from "../../protocol/graph/ops.ts";
+import { nbytes, newTensor, setOpF32, type Tensor } from "../../protocol/graph/tensor.ts";
+import { GgmlType } from "../../protocol/graph/types.ts";
+import { assert, assertEquals, assertNmse, assertOk } from "../../tests/asserts.ts";
+import { bindMemory, planMemory } from "../alloc.ts";
+import { checkCase, decodeTensor, encodeValues, opCases, opNode } from "./check.ts";
+import { MAX_SRC, NODE_SIZE, TENSOR_SIZE, writeNode } from "./descriptor.ts";
+import { type CudaDevice, discoverNative, getOption, NativeOption, openNative, setOption } from "./mod.ts";
+
+const { F32, F16, I32, I64 } = GgmlType;
+
+const found = discoverNative("cuda");
+const gpu = found.devices[0] as CudaDevice | undefined;
+if (!gpu) console.log(`cuda tests that need a GPU are skipped: ${found.absent}`);
+const haveGpu = gpu !== undefined;
+
+Deno.test("gw_node descriptor layout matches graphwire.h", () => {
+  assertEquals(TENSOR_SIZE, 80);
+  assertEquals(NODE_SIZE, 632);
+  const a = newTensor({ type: F16, ne: [4, 3] });
+  const n = newTensor({ type: F32, ne: [3, 1], op: GgmlOp.MUL_MAT, src: [a, null], opParams: [7, 9] });
+  const bytes = new Uint8Array(NODE_SIZE);
+  const v = new DataView(bytes.buffer);
+  writeNode(v, 0, n, (t) => (t === a ? 0x1000n : 0x2000n));
+  assertEquals(v.getInt32(0, true), GgmlOp.MUL_MAT);
+  assertEquals(v.getInt32(8, true), 7);
+  assertEquals(v.getInt32(12, true), 9);
+  // dst at 72
+  assertEquals(v.getBigUint64(72, true), 0x2000n);
+  assertEquals(v.getBigInt64(72 + 8, true), 3n);
+  assertEquals(v.getBigInt64(72 + 40, true), 4n); // nb[0] of f32
+  assertEquals(v.getInt32(72 + 72, true), F32);
+  // src[0] at 152
+  assertEquals(v.getBigUint64(152, true), 0x1000n);
+  assertEquals(v.getBigInt64(152 + 40 + 8, true), 8n); // nb[1] of f16 [4, 3]
+  assertEquals(v.getInt32(152 + 72, true), F16);
+  // absent sources have type -1
+  for (let i = 1; i < MAX_SRC; i++) assertEquals(v.getInt32(152 + TENSOR_SIZE * i + 72, true), -1);
+});
+
+Deno.test("a missing native library is reported, not thrown", () => {
+  const r = openNative("cuda", "/nonexistent/libgraphwire_cuda.so");
+  assertOk("absent" in r);
+  assert.match(r.absent, /does not exist/);
+  const d = discoverNative("hip", "/nonexistent/libgraphwire_hip.so");
+  assertEquals(d.devices.length, 0);
+  assert.match(d.absent ?? "", /does not exist/);
+});
+
+Deno.test("without a GPU the provider says why", { ignore: haveGpu }, () => {
+  assertEquals(found.devices.length, 0);
+  assertOk(found.absent && found.absent.length > 10, `absent reason: ${found.absent}`);
+});
+
+// ---------------------------------------------------------------------------------------------
+// GPU
+
+Deno.test({
+  name: "cuda kernels match the CPU reference on fresh random inputs",
+  ignore: !haveGpu,
+  fn: async (t) => {
+    const cpu = new CpuDevice({ threads: 2 });
+    const seed = Date.now() >>> 0;
+    let skipped = 0;
+    for (const c of opCases()) {
+      await t.step(c.name, async () => {
+        const r = await checkCase(gpu!, cpu, c, seed);
+        if (r.status === "skip") skipped++;
+        assert.notEqual(r.status, "fail", `${c.name} (seed ${seed}): ${r.detail}`);
+      });
+    }
+    console.log(`seed ${seed}; ${skipped} cases skipped where the CPU reference lacks the op`);
+  },
+});
+
+/** Allocates and binds a graph on `dev`, writes `inputs` (leaf → values). */
+async function placed(dev: CudaDevice, g: ReturnType<GraphBuilder["build"]>) {
+  const plan = await planMemory(g, dev);
+  const buf = dev.allocBuffer(Math.max(1, plan.size))!;
+  bindMemory(g, buf, plan);
+  return buf;
+}
+
+function readF32(t: Tensor): number[] {
+  return decodeTensor(t, t.buffer!.get(t.offset, nbytes(t)) as Uint8Array);
+}
+
+Deno.test({
+  name: "plans: first run plain, replays as one CUDA graph, in-place updates, plain after 4 updates in a row",
+  ignore: !haveGpu,
+  fn: async () => {
+    const dev = gpu!;
+    setOption(dev.native, NativeOption.CUDA_GRAPHS, 1);
+    const b = new GraphBuilder();
+    const x = b.newTensor(F32, [256, 4]);
+    let y = x;
+    for (let i = 0; i < 20; i++) y = b.scale(b.unary(y, 10 /* SILU */), 1.01);
+    const g = b.build(y);
+    const buf = await placed(dev, g);
+    const xs = Array.from({ length: 1024 }, (_, i) => Math.sin(i));
+    buf.set(x.offset, encodeValues(F32, xs));
+    const plan = dev.planCreate(g);
+    dev.planCompute(plan);
+    let s = dev.planStats(plan);
+    assertEquals([s.plainRuns, s.graphLaunches, s.captures], [1, 0, 0]);
+    const first = readF32(y);
+    dev.planCompute(plan);
+    dev.planCompute(plan);
+    s = dev.planStats(plan);
+    assertEquals([s.graphLaunches, s.captures, s.instantiations], [2, 1, 1]);
+    assertNmse(readF32(y), first, 1e-12, "replay");
+    // update: same structure, a new scale factor on the last node -> exec graph updated in place
+    setOpF32(y, 0, 2.02);
+    dev.planUpdate(plan, g);
+    dev.planCompute(plan);
+    s = dev.planStats(plan);
+    assertEquals([s.captures, s.instantiations, s.execUpdates], [2, 1, 1]);
+    assertNmse(readF32(y), first.map((v) => v * 2), 1e-10, "updated");
+    for (let i = 0; i < 3; i++) {
+      dev.planUpdate(plan, g);
+      dev.planCompute(plan);
+    }
+    s = dev.planStats(plan);
+    assertEquals(s.updatesInARow, 4);
+    assertEquals(s.mode, 0, "after 4 updates in a row the plan launches plainly");
+    dev.planCompute(plan); // replayed unchanged: capture again
+    s = dev.planStats(plan);
+    assertEquals([s.mode, s.updatesInARow], [1, 0]);
+    assertNmse(readF32(y), first.map((v) => v * 2), 1e-10, "after reset");
+    dev.planFree(plan);
+    buf.free();
+  },
+});
+
+Deno.test({
+  name: "hostile graphs: inconsistent shapes are refused, data-dependent indices stay in bounds",
+  ignore: !haveGpu,
+  fn: async () => {
+    const dev = gpu!;
+    // MUL_MAT with mismatched inner dimensions
+    {
+      const b = new GraphBuilder();
+      const a = b.newTensor(F32, [64, 8]), x = b.newTensor(F32, [64, 2]);
+      const mm = b.mulMat(a, x);
+      const g = b.build(mm);
+      const buf = await placed(dev, g);
+      assertOk(dev.supportsOp(mm));
+      a.ne[0] = 128; // claims more than it has
+      assert.equal(dev.supportsOp(mm), false);
+      assert.match(dev.whyUnsupported(mm) ?? "", /inner dimensions|outside/);
+      a.ne[0] = 64;
+      mm.ne[0] = 4096; // dst larger than its memory
+      assert.equal(dev.supportsOp(mm), false);
+      buf.free();
+    }
+    // a tensor that claims bytes past the end of its buffer
+    {
+      const b = new GraphBuilder();
+      const a = b.newTensor(F32, [1000]);
+      const n = b.scale(a, 2);
+      const g = b.build(n);
+      const buf = await placed(dev, g);
+      a.offset = buf.size - 16;
+      assert.match(dev.whyUnsupported(n) ?? "", /outside/);
+      buf.free();
+    }
+    // GET_ROWS with indices out of range: zeros, no fault
+    {
+      const b = new GraphBuilder();
+      const src = b.newTensor(F32, [16, 4]), idx = b.newTensor(I32, [5]);
+      const rows = b.getRows(src, idx);
+      const g = b.build(rows);
+      const buf = await placed(dev, g);
+      buf.set(src.offset, encodeValues(F32, Array.from({ length: 64 }, (_, i) => i + 1)));
+      buf.set(idx.offset, encodeValues(I32, [1, -1, 4, 1 << 30, 3]));
+      dev.compute(g);
+      const out = readF32(rows);
+      assertEquals(out.slice(0, 16), Array.from({ length: 16 }, (_, i) => 17 + i));
+      assertEquals(out.slice(16, 32), new Array(16).fill(0));
+      assertEquals(out.slice(32, 48), new Array(16).fill(0));
+      assertEquals(out.slice(64, 80), Array.from({ length: 16 }, (_, i) => 49 + i));
+      buf.free();
+    }
+    // SET_ROWS with indices out of range: those rows are not written, nothing else changes
+    {
+      const b = new GraphBuilder();
+      const dst = b.newTensor(F32, [8, 4]), rows = b.newTensor(F32, [8, 3]), idx = b.newTensor(I64, [3]);
+      const n = b.setRows(dst, rows, idx);
+      const g = b.build(n);
+      const buf = await placed(dev, g);
+      buf.set(dst.offset, encodeValues(F32, new Array(32).fill(-1)));
+      buf.set(rows.offset, encodeValues(F32, Array.from({ length: 24 }, (_, i) => i)));
+      buf.set(idx.offset, encodeValues(I64, [2, 4, -7]));
+      dev.compute(g);
+      const out = readF32(dst);
+      assertEquals(out.slice(16, 24), [0, 1, 2, 3, 4, 5, 6, 7]);
+      assertEquals(out.filter((v) => v === -1).length, 24);
+      buf.free();
+    }
+    // MUL_MAT_ID with an expert id out of range: a zero column
+    {
+      const b = new GraphBuilder();
+      const as = b.newTensor(F32, [32, 8, 2]),
+        x = b.newTensor(F32, [32, 1, 1]),
+        ids = b.newTensor(I32, [2, 1]);
+      const n = opNode(b, GgmlOp.MUL_MAT_ID, F32, [8, 2, 1, 1], [as, x, ids]);
+      const g = b.build(n);
+      const buf = await placed(dev, g);
+      buf.set(as.offset, encodeValues(F32, new Array(512).fill(1)));
+      buf.set(x.offset, encodeValues(F32, new Array(32).fill(1)));
+      buf.set(ids.offset, encodeValues(I32, [1, 99]));
+      dev.compute(g);
+      assertEquals(readF32(n), [...new Array(8).fill(32), ...new Array(8).fill(0)]);
+      buf.free();
+    }
+    // a plan whose buffer was freed refuses to run
+    {
+      const b = new GraphBuilder();
+      const a = b.newTensor(F32, [64]);
+      const g = b.build(b.scale(a, 3));
+      const buf = await placed(dev, g);
+      const plan = dev.planCreate(g);
+      buf.free();
+      assert.throws(() => dev.planCompute(plan), /freed/);
+      dev.planFree(plan);
+    }
+  },
+});
+
+Deno.test({
+  name: "buffers: set, get, memset, copy between buffers",
+  ignore: !haveGpu,
+  fn: () => {
+    const dev = gpu!;
+    const a = dev.allocBuffer(1000)!, b = dev.allocBuffer(1000)!;
+    const data = Uint8Array.from({ length: 1000 }, (_, i) => (i * 7) & 255);
+    a.set(0, data);
+    assertEquals(a.get(0, 1000), data);
+    a.memset(10, 20, 0xab);
+    assertEquals(a.get(10, 20), new Uint8Array(20).fill(0xab));
+    assertOk(b.copyFrom(a, 100, 200, 300));
+    assertEquals(b.get(200, 300), a.get(100, 300));
+    assert.throws(() => a.get(900, 200), /outside|not inside/);
+    a.free();
+    b.free();
+    const m = dev.memory();
+    assertOk(m.total > 0 && m.free <= m.total);
+  },
+});
+
+Deno.test({
+  name: "cuBLAS and the library's own kernels agree",
+  ignore: !haveGpu,
+  fn: async () => {
+    const dev = gpu!;
+    const cpu = new CpuDevice({ threads: 2 });
+    const loaded = getOption(dev.native, NativeOption.BLAS_LOADED);
+    console.log(`BLAS loaded: ${loaded}`);
+    const c = opCases().filter((c) => /MUL_MAT (f16|bf16) x f32 m=130 n=67/.test(c.name));
+    for (const blas of [1, 0]) {
+      setOption(dev.native, NativeOption.BLAS, blas);
+      for (const k of c) {
+        const r = await checkCase(dev, cpu, k, 99);
+        assert.notEqual(r.status, "fail", `blas=${blas} ${k.name}: ${r.detail}`);
+      }
+    }
+    setOption(dev.native, NativeOption.BLAS, 1);
+  },
+});

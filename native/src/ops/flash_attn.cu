@@ -1,0 +1,347 @@
+// FLASH_ATTN_EXT: softmax(scale · Q·Kᵀ (logit softcap) + slope · mask) · V with attention sinks,
+// K/V heads broadcast over Q heads (GQA) and batches. K and V are f16 (also f32 or bf16), Q f32;
+// head sizes up to 256. Each block takes one query and a slice of the keys: every thread scores
+// one key row at a time (16-byte loads, Q from shared memory), the warp keeps an online softmax and
+// accumulates V with lanes across the head dimension; slices are merged by a second kernel
+// (split-KV), so a single decoded token still spreads over the whole GPU.
+#include "launch.cuh"
+
+#include <algorithm>
+#include <cmath>
+
+namespace gw {
+namespace {
+
+constexpr int FA_WARPS = 4;
+constexpr int FA_MAXD = 256;
+
+struct FaArgs {
+  Tensor q, k, v, mask, sinks, d;
+  bool has_mask, has_sinks;
+  float scale, softcap, max_bias, m0, m1;
+  uint32_t n_head_log2;
+  int64_t n_q, n_kv, H, B, Dk, Dv;
+  int64_t chunk;    // keys per split
+  float* partials;  // [split][query][2 + Dv] when splits > 1
+};
+
+__device__ __forceinline__ float fa_slope(const FaArgs& a, int64_t h) {
+  if (a.max_bias <= 0.0f) return 1.0f;
+  return h < a.n_head_log2 ? powf(a.m0, (float)(h + 1)) : powf(a.m1, (float)(2 * (h - a.n_head_log2) + 1));
+}
+
+template <typename KT, bool VEC, int D>
+__device__ __forceinline__ float fa_dot(const char* krow, const float* qs, int64_t Drt) {
+  float s = 0.0f;
+  if constexpr (VEC && D > 0) {
+    // every load of the row issued before the first use
+    constexpr int V = 16 / sizeof(KT);
+    constexpr int NV = D / V;
+    constexpr int CH = NV <= 16 ? NV : (NV % 16 == 0 ? 16 : NV / 2); // loads in flight per chunk; divides NV
+    const uint4* kp = reinterpret_cast<const uint4*>(krow);
+#pragma unroll
+    for (int c0 = 0; c0 < NV; c0 += CH) {
+      Vec16<KT> x[CH];
+#pragma unroll
+      for (int c = 0; c < CH; c++) x[c].u = __ldg(kp + c0 + c);
+#pragma unroll
+      for (int c = 0; c < CH; c++)
+#pragma unroll
+        for (int j = 0; j < V; j++) s += to_f32(x[c].v[j]) * qs[(c0 + c) * V + j];
+    }
+  } else if constexpr (VEC) {
+    constexpr int V = 16 / sizeof(KT);
+    const uint4* kp = reinterpret_cast<const uint4*>(krow);
+    for (int64_t c = 0; c < Drt / V; c++) {
+      Vec16<KT> x;
+      x.u = __ldg(kp + c);
+#pragma unroll
+      for (int j = 0; j < V; j++) s += to_f32(x.v[j]) * qs[c * V + j];
+    }
+  } else {
+    const KT* kp = reinterpret_cast<const KT*>(krow);
+    for (int64_t c = 0; c < Drt; c++) s += to_f32(kp[c]) * qs[c];
+  }
+  return s;
+}
+
+template <typename VT>
+__device__ __forceinline__ float2 ld2(const VT* p);
+template <>
+__device__ __forceinline__ float2 ld2<gw_half>(const gw_half* p) {
+  return __half22float2(*reinterpret_cast<const __half2*>(p));
+}
+template <>
+__device__ __forceinline__ float2 ld2<bf16_t>(const bf16_t* p) {
+  const uint32_t u = *reinterpret_cast<const uint32_t*>(p);
+  return make_float2(bf16_to_f32((uint16_t)(u & 0xffff)), bf16_to_f32((uint16_t)(u >> 16)));
+}
+template <>
+__device__ __forceinline__ float2 ld2<float>(const float* p) {
+  return *reinterpret_cast<const float2*>(p);
+}
+
+// grid.x: queries (iq, h, b); grid.y: key slices. 128 threads.
+// Each lane accumulates V in pairs of elements: slot j holds elements 2·(lane + 32·j) and the next.
+template <typename KT, typename VT, bool VEC, int D>
+__global__ void __launch_bounds__(FA_WARPS * 32) k_fa_split(const FaArgs a) {
+  __shared__ float qs[FA_MAXD];
+  __shared__ float wm[FA_WARPS], wl[FA_WARPS];
+  __shared__ float wacc[FA_WARPS][FA_MAXD];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t qi = blockIdx.x;
+  const int64_t iq = qi % a.n_q, h = (qi / a.n_q) % a.H, b = qi / (a.n_q * a.H);
+  const int64_t hk = h / (a.H / a.k.ne[2]), bk = b / (a.B / a.k.ne[3]);
+  const int64_t hv = h / (a.H / a.v.ne[2]), bv = b / (a.B / a.v.ne[3]);
+  const float slope = fa_slope(a, h);
+  for (int64_t i = threadIdx.x; i < a.Dk; i += blockDim.x) qs[i] = load_f(a.q.ptr(i, iq, h, b), a.q.type) * a.scale;
+  __syncthreads();
+  const char* mrow = a.has_mask ? a.mask.row(iq, h % a.mask.ne[2], b % a.mask.ne[3]) : nullptr;
+  const int64_t k_begin = blockIdx.y * a.chunk;
+  const int64_t k_end = min(a.n_kv, k_begin + a.chunk);
+  constexpr int JP = D > 0 ? (D + 63) / 64 : FA_MAXD / 64; // pairs per lane
+  const int64_t Dv = D > 0 ? D : a.Dv;
+  float acc[2 * JP];
+#pragma unroll
+  for (int j = 0; j < 2 * JP; j++) acc[j] = 0.0f;
+  float m = -INFINITY, l = 0.0f;
+  for (int64_t t0 = k_begin + warp * 32; t0 < k_end; t0 += FA_WARPS * 32) {
+    const int64_t row = t0 + lane;
+    float s = -INFINITY;
+    if (row < k_end) {
+      float mv = 0.0f;
+      if (mrow) mv = slope * load_f(mrow + row * a.mask.nb[0], a.mask.type);
+      if (mv != -INFINITY) {
+        s = fa_dot<KT, VEC, D>(a.k.ptr(0, row, hk, bk), qs, a.Dk);
+        if (a.softcap != 0.0f) s = a.softcap * tanhf(s);
+        s += mv;
+      }
+    }
+    const float tmax = warp_max(s);
+    const float mnew = fmaxf(m, tmax);
+    if (mnew == -INFINITY) continue; // every key so far is masked
+    const float p = s == -INFINITY ? 0.0f : expf(s - mnew);
+    const float corr = m == -INFINITY ? 0.0f : expf(m - mnew);
+    l = l * corr + warp_sum(p);
+#pragma unroll
+    for (int j = 0; j < 2 * JP; j++) acc[j] *= corr;
+    m = mnew;
+    const int nrows = (int)min((int64_t)32, k_end - t0);
+#pragma unroll 8
+    for (int r = 0; r < 32; r++) {
+      if (r >= nrows) break;
+      const float pr = gw_shfl(p, r);
+      const VT* vrow = reinterpret_cast<const VT*>(a.v.ptr(0, t0 + r, hv, bv));
+#pragma unroll
+      for (int j = 0; j < JP; j++) {
+        const int64_t e = 2 * (lane + 32 * j);
+        if ((D > 0 && D % 64 == 0) || e < Dv) {
+          if constexpr (VEC) {
+            const float2 x = ld2<VT>(vrow + e);
+            acc[2 * j] += pr * x.x;
+            acc[2 * j + 1] += pr * x.y;
+          } else {
+            acc[2 * j] += pr * to_f32(vrow[e]);
+            if (e + 1 < Dv) acc[2 * j + 1] += pr * to_f32(vrow[e + 1]);
+          }
+        }
+      }
+    }
+  }
+  // merge the warps
+  if (lane == 0) {
+    wm[warp] = m;
+    wl[warp] = l;
+  }
+#pragma unroll
+  for (int j = 0; j < JP; j++) {
+    const int64_t e = 2 * (lane + 32 * j);
+    if (e < Dv) wacc[warp][e] = acc[2 * j];
+    if (e + 1 < Dv) wacc[warp][e + 1] = acc[2 * j + 1];
+  }
+  __syncthreads();
+  float M = -INFINITY;
+  for (int w = 0; w < FA_WARPS; w++) M = fmaxf(M, wm[w]);
+  float L = 0.0f;
+  float f[FA_WARPS];
+  for (int w = 0; w < FA_WARPS; w++) {
+    f[w] = wm[w] == -INFINITY ? 0.0f : expf(wm[w] - M);
+    L += wl[w] * f[w];
+  }
+  if (gridDim.y == 1) {
+    // one slice: finish here (sinks, normalisation)
+    if (a.has_sinks) {
+      const float sk = load_f(a.sinks.ptr(h, 0, 0, 0), a.sinks.type);
+      const float M2 = fmaxf(M, sk);
+      const float c = M == -INFINITY ? 0.0f : expf(M - M2);
+      for (int w = 0; w < FA_WARPS; w++) f[w] *= c;
+      L = L * c + expf(sk - M2);
+    }
+    const float inv = L == 0.0f ? 0.0f : 1.0f / L;
+    for (int64_t e = threadIdx.x; e < a.Dv; e += blockDim.x) {
+      float o = 0.0f;
+      for (int w = 0; w < FA_WARPS; w++) o += wacc[w][e] * f[w];
+      *(float*)a.d.ptr(e, h, iq, b) = o * inv;
+    }
+  } else {
+    float* part = a.partials + ((int64_t)blockIdx.y * gridDim.x + qi) * (2 + a.Dv);
+    if (threadIdx.x == 0) {
+      part[0] = M;
+      part[1] = L;
+    }
+    for (int64_t e = threadIdx.x; e < a.Dv; e += blockDim.x) {
+      float o = 0.0f;
+      for (int w = 0; w < FA_WARPS; w++) o += wacc[w][e] * f[w];
+      part[2 + e] = o;
+    }
+  }
+}
+
+__global__ void k_fa_combine(const FaArgs a, int splits) {
+  const int64_t qi = blockIdx.x;
+  const int64_t iq = qi % a.n_q, h = (qi / a.n_q) % a.H, b = qi / (a.n_q * a.H);
+  const int64_t nq = gridDim.x;
+  float M = -INFINITY;
+  for (int s = 0; s < splits; s++) M = fmaxf(M, a.partials[((int64_t)s * nq + qi) * (2 + a.Dv)]);
+  float sk = -INFINITY;
+  if (a.has_sinks) {
+    sk = load_f(a.sinks.ptr(h, 0, 0, 0), a.sinks.type);
+    M = fmaxf(M, sk);
+  }
+  float L = a.has_sinks ? expf(sk - M) : 0.0f;
+  for (int s = 0; s < splits; s++) {
+    const float* part = a.partials + ((int64_t)s * nq + qi) * (2 + a.Dv);
+    if (part[0] != -INFINITY) L += part[1] * expf(part[0] - M);
+  }
+  const float inv = L == 0.0f ? 0.0f : 1.0f / L;
+  for (int64_t e = threadIdx.x; e < a.Dv; e += blockDim.x) {
+    float o = 0.0f;
+    for (int s = 0; s < splits; s++) {
+      const float* part = a.partials + ((int64_t)s * nq + qi) * (2 + a.Dv);
+      if (part[0] != -INFINITY) o += part[2 + e] * expf(part[0] - M);
+    }
+    *(float*)a.d.ptr(e, h, iq, b) = o * inv;
+  }
+}
+
+int fa_splits(const Node& n, const DeviceCaps& caps, int64_t& chunk) {
+  const int64_t n_kv = n.src[1].ne[1];
+  const int64_t queries = n.src[0].ne[1] * n.src[0].ne[2] * n.src[0].ne[3];
+  const int64_t target = (int64_t)caps.sms * 4;
+  int64_t splits = 1;
+  if (queries < target) splits = std::min<int64_t>((n_kv + 127) / 128, (target + queries - 1) / queries);
+  splits = std::max<int64_t>(1, std::min<int64_t>(splits, 65535));
+  chunk = (n_kv + splits - 1) / splits;
+  chunk = ((chunk + 31) / 32) * 32;
+  splits = (n_kv + chunk - 1) / chunk;
+  return (int)std::max<int64_t>(1, splits);
+}
+
+bool kv_type(int32_t t) { return t == F16 || t == F32 || t == BF16; }
+
+bool check_fa(const Node& n, CheckCtx& c) {
+  if (!require_src(n, c, 3)) return false;
+  const Tensor &q = n.src[0], &k = n.src[1], &v = n.src[2], &d = n.dst;
+  if (!is_float(q.type) || !kv_type(k.type) || !kv_type(v.type) || d.type != F32) {
+    return c.fail("types q %s, k %s, v %s -> %s", type_name(q.type), type_name(k.type), type_name(v.type), type_name(d.type));
+  }
+  if (k.type != v.type) return c.fail("K and V types differ");
+  const int64_t Dk = q.ne[0], Dv = v.ne[0];
+  if (k.ne[0] != Dk) return c.fail("K head size %lld differs from Q's %lld", (long long)k.ne[0], (long long)Dk);
+  if (Dk > FA_MAXD || Dv > FA_MAXD) return c.fail("head sizes above %d are not supported", FA_MAXD);
+  if (v.ne[1] != k.ne[1]) return c.fail("K and V have different key counts");
+  if (q.ne[2] % k.ne[2] != 0 || q.ne[2] % v.ne[2] != 0) return c.fail("K/V heads do not divide Q heads");
+  if (q.ne[3] % k.ne[3] != 0 || q.ne[3] % v.ne[3] != 0) return c.fail("K/V batches do not divide Q batches");
+  if (d.ne[0] != Dv || d.ne[1] != q.ne[2] || d.ne[2] != q.ne[1] || d.ne[3] != q.ne[3]) {
+    return c.fail("dst shape is not [Dv, heads, queries, batch]");
+  }
+  if (!is_contiguous_rows(k) || !is_contiguous_rows(v)) return c.fail("K and V rows must be contiguous");
+  if (n.has[3]) {
+    const Tensor& m = n.src[3];
+    if (m.type != F16 && m.type != F32) return c.fail("mask must be f16 or f32");
+    if (m.ne[0] < k.ne[1] || m.ne[1] < q.ne[1]) return c.fail("mask does not cover keys x queries");
+    if (q.ne[2] % m.ne[2] != 0 || q.ne[3] % m.ne[3] != 0) return c.fail("mask cannot be broadcast");
+  }
+  if (n.has[4]) {
+    const Tensor& s = n.src[4];
+    if (!is_float(s.type) || s.ne[0] < q.ne[2]) return c.fail("sinks must hold one float per head");
+  }
+  if (n.pf(1) > 0.0f && !n.has[3]) return c.fail("ALiBi needs a mask");
+  int64_t chunk;
+  const int splits = fa_splits(n, *c.caps, chunk);
+  const int64_t queries = q.ne[1] * q.ne[2] * q.ne[3];
+  if (queries > (1ll << 31) - 1) return c.fail("too many queries");
+  if (splits > 1) c.scratch = (size_t)splits * queries * (2 + Dv) * sizeof(float);
+  return true;
+}
+
+template <typename KT, int D>
+void launch_fa_d(RunCtx& r, const FaArgs& a, dim3 grid, bool vec) {
+  if (vec) GW_LAUNCH(r, (k_fa_split<KT, KT, true, D>), grid, FA_WARPS * 32, 0, a);
+  else GW_LAUNCH(r, (k_fa_split<KT, KT, false, 0>), grid, FA_WARPS * 32, 0, a);
+}
+
+template <typename KT>
+void launch_fa(RunCtx& r, const FaArgs& a, dim3 grid, bool vec) {
+  // head sizes with their own instantiation (loads unrolled); others take the generic loop
+  if (a.Dk == a.Dv) {
+    switch (a.Dk) {
+      case 64: launch_fa_d<KT, 64>(r, a, grid, vec); return;
+      case 80: launch_fa_d<KT, 80>(r, a, grid, vec); return;
+      case 96: launch_fa_d<KT, 96>(r, a, grid, vec); return;
+      case 112: launch_fa_d<KT, 112>(r, a, grid, vec); return;
+      case 128: launch_fa_d<KT, 128>(r, a, grid, vec); return;
+      case 256: launch_fa_d<KT, 256>(r, a, grid, vec); return;
+    }
+  }
+  launch_fa_d<KT, 0>(r, a, grid, vec);
+}
+
+void run_fa(const Node& n, RunCtx& r) {
+  FaArgs a;
+  a.q = n.src[0];
+  a.k = n.src[1];
+  a.v = n.src[2];
+  a.has_mask = n.has[3];
+  a.mask = n.src[3];
+  a.has_sinks = n.has[4];
+  a.sinks = n.src[4];
+  a.d = n.dst;
+  a.scale = n.pf(0);
+  a.max_bias = n.pf(1);
+  a.softcap = n.pf(2);
+  if (a.softcap != 0.0f) a.scale /= a.softcap;
+  a.n_q = a.q.ne[1];
+  a.H = a.q.ne[2];
+  a.B = a.q.ne[3];
+  a.n_kv = a.k.ne[1];
+  a.Dk = a.q.ne[0];
+  a.Dv = a.v.ne[0];
+  a.n_head_log2 = 1u << (uint32_t)floor(log2((double)a.H));
+  a.m0 = powf(2.0f, -(a.max_bias) / a.n_head_log2);
+  a.m1 = powf(2.0f, -(a.max_bias / 2.0f) / a.n_head_log2);
+  const int splits = fa_splits(n, *r.caps, a.chunk);
+  a.partials = (float*)r.scratch;
+  const int64_t queries = a.n_q * a.H * a.B;
+  const dim3 grid((unsigned)queries, (unsigned)splits);
+  const int es = type_size(a.k.type);
+  const bool vec = (a.Dk * es) % 16 == 0 && aligned16(a.k.data) && a.k.nb[1] % 16 == 0 && a.k.nb[2] % 16 == 0 &&
+                   a.k.nb[3] % 16 == 0 && a.Dv % 2 == 0 && ((uintptr_t)a.v.data % 8) == 0 && a.v.nb[1] % 8 == 0 &&
+                   a.v.nb[2] % 8 == 0 && a.v.nb[3] % 8 == 0;
+  switch (a.k.type) {
+    case F16: launch_fa<gw_half>(r, a, grid, vec); break;
+    case BF16: launch_fa<bf16_t>(r, a, grid, vec); break;
+    default: launch_fa<float>(r, a, grid, vec); break;
+  }
+  if (splits > 1) GW_LAUNCH(r, k_fa_combine, (unsigned)queries, 128, 0, a, splits);
+}
+
+const OpDef kOps[] = {
+    {OP_FLASH_ATTN_EXT, -1, "FLASH_ATTN_EXT", check_fa, run_fa},
+};
+
+} // namespace
+
+void register_flash_attn() { add_ops(kOps, (int)(sizeof kOps / sizeof kOps[0])); }
+
+} // namespace gw

@@ -1,0 +1,326 @@
+// Devices, memory, copies, errors and options: the parts of the C ABI that are not graphs.
+#include "runtime.h"
+#include "blas.h"
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+
+namespace gw {
+
+Options g_options;
+std::mutex g_mutex;
+
+static thread_local std::string t_error;
+static std::vector<Device*> g_devices;
+static bool g_enumerated = false;
+static int g_count = 0;
+static uint64_t g_generation = 0;
+
+gw_status fail(gw_status s, const char* fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  t_error = buf;
+  return s;
+}
+
+gw_status cuda_fail(cudaError_t e, const char* what) {
+  (void)cudaGetLastError(); // clear a sticky launch error where the runtime allows
+  gw_status s = e == cudaErrorMemoryAllocation ? GW_ERR_OUT_OF_MEMORY
+                : (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver) ? GW_ERR_NO_DEVICE
+                                                                                 : GW_ERR_DEVICE;
+  return fail(s, "%s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+bool CheckCtx::fail(const char* fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  why = buf;
+  return false;
+}
+
+static gw_status enumerate() {
+  if (g_enumerated) return GW_OK;
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return fail(GW_ERR_NO_DEVICE, "no " GW_BACKEND_NAME " device: %s", cudaGetErrorString(e));
+  }
+  g_count = n;
+  g_devices.assign(n, nullptr);
+  g_enumerated = true;
+  register_all_ops();
+  return GW_OK;
+}
+
+Device* get_device(int32_t id, gw_status* st) {
+  *st = enumerate();
+  if (*st != GW_OK) return nullptr;
+  if (id < 0 || id >= g_count) {
+    *st = fail(GW_ERR_INVALID, "device %d does not exist (%d present)", id, g_count);
+    return nullptr;
+  }
+  Device* d = g_devices[id];
+  if (d && d->ready) {
+    cudaSetDevice(id);
+    return d;
+  }
+  if (!d) d = g_devices[id] = new Device();
+  d->id = id;
+  cudaError_t e = cudaSetDevice(id);
+  if (e == cudaSuccess) {
+    cudaDeviceProp p;
+    e = cudaGetDeviceProperties(&p, id);
+    if (e == cudaSuccess) {
+      d->name = p.name;
+#if defined(GW_HIP)
+      d->caps.cc = p.major * 10 + p.minor;
+#else
+      d->caps.cc = p.major * 10 + p.minor;
+#endif
+      d->caps.sms = p.multiProcessorCount;
+      d->caps.smem_optin = p.sharedMemPerBlockOptin ? p.sharedMemPerBlockOptin : p.sharedMemPerBlock;
+      e = cudaStreamCreateWithFlags(&d->stream, cudaStreamNonBlocking);
+    }
+  }
+  if (e != cudaSuccess) {
+    *st = cuda_fail(e, "initialising the device");
+    return nullptr;
+  }
+  d->ready = true;
+  return d;
+}
+
+uint64_t find_allocation(Device* d, uint64_t ptr, uint64_t size) {
+  auto it = d->allocs.upper_bound(ptr);
+  if (it == d->allocs.begin()) return 0;
+  --it;
+  const uint64_t base = it->first, len = it->second.size;
+  if (ptr < base || ptr - base > len || size > len - (ptr - base)) return 0;
+  return base;
+}
+
+bool allocations_alive(Device* d, const std::vector<std::pair<uint64_t, uint64_t>>& used) {
+  for (const auto& u : used) {
+    auto it = d->allocs.find(u.first);
+    if (it == d->allocs.end() || it->second.generation != u.second) return false;
+  }
+  return true;
+}
+
+Blas* device_blas(Device* d) {
+  if (!g_options.blas) return nullptr;
+  if (!d->blas_tried) {
+    d->blas_tried = true;
+    d->blas = blas_open(d->stream);
+  }
+  return d->blas;
+}
+
+const char* type_name(int32_t t) {
+  switch (t) {
+    case F32: return "f32";
+    case F16: return "f16";
+    case BF16: return "bf16";
+    case I32: return "i32";
+    case I64: return "i64";
+    case I16: return "i16";
+    case I8: return "i8";
+    case F64: return "f64";
+    default: return "quantized/other";
+  }
+}
+
+} // namespace gw
+
+using namespace gw;
+
+extern "C" {
+
+uint32_t gw_abi_version(void) { return GW_ABI_VERSION; }
+const char* gw_backend_name(void) { return GW_BACKEND_NAME; }
+const char* gw_last_error(void) { return t_error.c_str(); }
+const char* gw_blas_info(void) { return blas_info(); }
+
+gw_status gw_set_option(int32_t key, int64_t value) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  switch (key) {
+    case GW_OPT_CUDA_GRAPHS: g_options.cuda_graphs = value != 0; return GW_OK;
+    case GW_OPT_UPDATE_LIMIT:
+      if (value < 0 || value > 1000000) return fail(GW_ERR_INVALID, "update limit %lld out of range", (long long)value);
+      g_options.update_limit = (int)value;
+      return GW_OK;
+    case GW_OPT_BLAS: g_options.blas = value != 0; return GW_OK;
+    case GW_OPT_CAPTURE_FIRST_RUN: g_options.capture_first_run = value != 0; return GW_OK;
+    case GW_OPT_MATVEC_MAX_COLS:
+      if (value < 0 || value > 64) return fail(GW_ERR_INVALID, "mat-vec column limit %lld out of range", (long long)value);
+      g_options.matvec_max_cols = (int)value;
+      return GW_OK;
+    case GW_OPT_MATVEC_ROWS: g_options.matvec_rows = (int)value; return GW_OK;
+    default: return fail(GW_ERR_INVALID, "unknown option %d", key);
+  }
+}
+
+gw_status gw_get_option(int32_t key, int64_t* value) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  switch (key) {
+    case GW_OPT_CUDA_GRAPHS: *value = g_options.cuda_graphs; return GW_OK;
+    case GW_OPT_UPDATE_LIMIT: *value = g_options.update_limit; return GW_OK;
+    case GW_OPT_BLAS: *value = g_options.blas; return GW_OK;
+    case GW_OPT_BLAS_LOADED: {
+      *value = 0;
+      for (Device* d : g_devices) if (d && d->blas) *value = 1;
+      return GW_OK;
+    }
+    case GW_OPT_CAPTURE_FIRST_RUN: *value = g_options.capture_first_run; return GW_OK;
+    case GW_OPT_MATVEC_MAX_COLS: *value = g_options.matvec_max_cols; return GW_OK;
+    case GW_OPT_MATVEC_ROWS: *value = g_options.matvec_rows; return GW_OK;
+    default: return fail(GW_ERR_INVALID, "unknown option %d", key);
+  }
+}
+
+gw_status gw_device_count(int32_t* count) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  *count = 0;
+  gw_status st = enumerate();
+  if (st != GW_OK) return st;
+  *count = g_count;
+  return GW_OK;
+}
+
+gw_status gw_device_get_info(int32_t dev, gw_device_info* info) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  gw_status st;
+  Device* d = get_device(dev, &st);
+  if (!d) return st;
+  memset(info, 0, sizeof *info);
+  snprintf(info->name, sizeof info->name, "%s", d->name.c_str());
+  size_t free_b = 0, total_b = 0;
+  GW_TRY_CUDA(cudaMemGetInfo(&free_b, &total_b));
+  info->free_memory = free_b;
+  info->total_memory = total_b;
+  info->cc_major = d->caps.cc / 10;
+  info->cc_minor = d->caps.cc % 10;
+  info->multiprocessors = d->caps.sms;
+  info->vendor = GW_VENDOR;
+  return GW_OK;
+}
+
+gw_status gw_device_memory(int32_t dev, uint64_t* free_bytes, uint64_t* total_bytes) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  gw_status st;
+  Device* d = get_device(dev, &st);
+  if (!d) return st;
+  size_t f = 0, t = 0;
+  GW_TRY_CUDA(cudaMemGetInfo(&f, &t));
+  *free_bytes = f;
+  *total_bytes = t;
+  return GW_OK;
+}
+
+gw_status gw_alloc(int32_t dev, uint64_t size, uint64_t* ptr) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  *ptr = 0;
+  gw_status st;
+  Device* d = get_device(dev, &st);
+  if (!d) return st;
+  if (size > (1ull << 50)) return fail(GW_ERR_OUT_OF_MEMORY, "allocation of %llu bytes is too large", (unsigned long long)size);
+  void* p = nullptr;
+  cudaError_t e = cudaMalloc(&p, size ? size : 1);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return fail(e == cudaErrorMemoryAllocation ? GW_ERR_OUT_OF_MEMORY : GW_ERR_DEVICE,
+                "cudaMalloc(%llu): %s", (unsigned long long)size, cudaGetErrorString(e));
+  }
+  *ptr = (uint64_t)(uintptr_t)p;
+  d->allocs[*ptr] = Allocation{size, ++g_generation};
+  return GW_OK;
+}
+
+gw_status gw_free(int32_t dev, uint64_t ptr) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  gw_status st;
+  Device* d = get_device(dev, &st);
+  if (!d) return st;
+  auto it = d->allocs.find(ptr);
+  if (it == d->allocs.end()) return fail(GW_ERR_INVALID, "0x%llx is not an allocation of device %d", (unsigned long long)ptr, dev);
+  d->allocs.erase(it);
+  GW_TRY_CUDA(cudaStreamSynchronize(d->stream));
+  GW_TRY_CUDA(cudaFree((void*)(uintptr_t)ptr));
+  return GW_OK;
+}
+
+static gw_status check_range(Device* d, uint64_t ptr, uint64_t size, const char* what) {
+  if (size == 0) return GW_OK;
+  if (!find_allocation(d, ptr, size)) {
+    return fail(GW_ERR_INVALID, "%s: [0x%llx, +%llu) is not inside one allocation of device %d", what,
+                (unsigned long long)ptr, (unsigned long long)size, d->id);
+  }
+  return GW_OK;
+}
+
+gw_status gw_copy_to_device(int32_t dev, uint64_t dst, const void* src, uint64_t size) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  gw_status st;
+  Device* d = get_device(dev, &st);
+  if (!d) return st;
+  if ((st = check_range(d, dst, size, "copy to device")) != GW_OK) return st;
+  if (size == 0) return GW_OK;
+  GW_TRY_CUDA(cudaMemcpyAsync((void*)(uintptr_t)dst, src, size, cudaMemcpyHostToDevice, d->stream));
+  // The source is the caller's memory, which may move or be reused once we return.
+  GW_TRY_CUDA(cudaStreamSynchronize(d->stream));
+  return GW_OK;
+}
+
+gw_status gw_copy_to_host(int32_t dev, void* dst, uint64_t src, uint64_t size) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  gw_status st;
+  Device* d = get_device(dev, &st);
+  if (!d) return st;
+  if ((st = check_range(d, src, size, "copy to host")) != GW_OK) return st;
+  if (size == 0) return GW_OK;
+  GW_TRY_CUDA(cudaMemcpyAsync(dst, (const void*)(uintptr_t)src, size, cudaMemcpyDeviceToHost, d->stream));
+  GW_TRY_CUDA(cudaStreamSynchronize(d->stream));
+  return GW_OK;
+}
+
+gw_status gw_copy_device(int32_t dev, uint64_t dst, uint64_t src, uint64_t size) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  gw_status st;
+  Device* d = get_device(dev, &st);
+  if (!d) return st;
+  if ((st = check_range(d, src, size, "copy source")) != GW_OK) return st;
+  if ((st = check_range(d, dst, size, "copy destination")) != GW_OK) return st;
+  if (size == 0) return GW_OK;
+  GW_TRY_CUDA(cudaMemcpyAsync((void*)(uintptr_t)dst, (const void*)(uintptr_t)src, size, cudaMemcpyDeviceToDevice, d->stream));
+  return GW_OK;
+}
+
+gw_status gw_memset(int32_t dev, uint64_t dst, int32_t value, uint64_t size) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  gw_status st;
+  Device* d = get_device(dev, &st);
+  if (!d) return st;
+  if ((st = check_range(d, dst, size, "memset")) != GW_OK) return st;
+  if (size == 0) return GW_OK;
+  GW_TRY_CUDA(cudaMemsetAsync((void*)(uintptr_t)dst, value & 0xff, size, d->stream));
+  return GW_OK;
+}
+
+gw_status gw_synchronize(int32_t dev) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  gw_status st;
+  Device* d = get_device(dev, &st);
+  if (!d) return st;
+  GW_TRY_CUDA(cudaStreamSynchronize(d->stream));
+  return GW_OK;
+}
+
+} // extern "C"

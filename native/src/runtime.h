@@ -1,0 +1,84 @@
+// The library's host-side state: devices (stream, capabilities, allocations), thread-local errors,
+// options, and the checks that keep every kernel inside memory this library allocated.
+#pragma once
+
+#include "common.cuh"
+
+#include <map>
+#include <mutex>
+#include <vector>
+
+namespace gw {
+
+/** Sets the calling thread's error message and returns `s`. */
+gw_status fail(gw_status s, const char* fmt, ...);
+/** Maps a runtime error onto a status with a message naming `what`. */
+gw_status cuda_fail(cudaError_t e, const char* what);
+
+#define GW_TRY_CUDA(call)                                                                             \
+  do {                                                                                                \
+    cudaError_t gw_e_ = (call);                                                                       \
+    if (gw_e_ != cudaSuccess) return ::gw::cuda_fail(gw_e_, #call);                                   \
+  } while (0)
+
+struct Allocation {
+  uint64_t size;
+  uint64_t generation; // unique per allocation, so a freed-and-reused address is told apart
+};
+
+struct Device {
+  int id = 0;
+  bool ready = false;
+  cudaStream_t stream = nullptr;
+  DeviceCaps caps{};
+  std::string name;
+  std::map<uint64_t, Allocation> allocs; // base -> allocation
+  Blas* blas = nullptr;                   // loaded lazily, null when absent or disabled
+  bool blas_tried = false;
+};
+
+/** Options set through gw_set_option. */
+struct Options {
+  bool cuda_graphs = true;
+  int update_limit = 4;
+  bool blas = true;
+  bool capture_first_run = false;
+  int matvec_max_cols = 8;
+  int matvec_rows = 0; // 0: by column count (experiments set 4 or 8)
+};
+extern Options g_options;
+extern std::mutex g_mutex; // guards devices and allocation maps
+
+/** The device `id`, initialised on first use (sets the current device); null with an error set. */
+Device* get_device(int32_t id, gw_status* st);
+
+/**
+ * The allocation holding [ptr, ptr + size): its base, or 0 with an error set. size 0 asks only that
+ * ptr lie inside (or at the end of) an allocation.
+ */
+uint64_t find_allocation(Device* d, uint64_t ptr, uint64_t size);
+
+/** The BLAS of `d` when it is loaded and enabled, else null. */
+Blas* device_blas(Device* d);
+
+/** Converts and validates a descriptor into a Node; checks every tensor's extent. */
+gw_status make_node(Device* d, const gw_node& raw, Node& out, const OpDef** def, CheckCtx& c);
+
+/** The allocations a node's tensors live in (base, generation), appended to `out`. */
+void node_allocations(Device* d, const Node& n, std::vector<std::pair<uint64_t, uint64_t>>& out);
+
+/** Allocations still present with the same generation? */
+bool allocations_alive(Device* d, const std::vector<std::pair<uint64_t, uint64_t>>& used);
+
+/** Launches one node. */
+void run_node(const Node& n, const OpDef* def, RunCtx& r);
+
+/** Ops that compute nothing (views). */
+inline bool is_view_op(int32_t op) {
+  return op == OP_NONE || op == OP_RESHAPE || op == OP_VIEW || op == OP_PERMUTE || op == OP_TRANSPOSE;
+}
+
+/** Registers every op family once. */
+void register_all_ops();
+
+} // namespace gw
