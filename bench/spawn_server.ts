@@ -19,6 +19,8 @@ export interface SpawnedServer {
   readonly endpoint: string;
   /** The banner the server printed. */
   readonly banner: string;
+  /** The server's last log lines (stderr), newest last: why it closed a connection. */
+  recentLog(): string[];
   /** Stops the server and waits for it to exit. */
   close(): Promise<void>;
 }
@@ -83,7 +85,12 @@ export async function spawnServer(
     const m = /^\s*endpoint\s*:\s*(\S+)/.exec(l);
     if (m) found(m[1]);
   });
-  const err = pump(child.stderr, log);
+  const recent: string[] = [];
+  const err = pump(child.stderr, (l) => {
+    recent.push(l);
+    if (recent.length > 20) recent.shift();
+    log(l);
+  });
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -99,6 +106,7 @@ export async function spawnServer(
     return {
       endpoint: ep,
       banner: lines.join("\n"),
+      recentLog: () => [...recent],
       async close() {
         try {
           child.kill("SIGTERM");

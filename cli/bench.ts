@@ -351,37 +351,54 @@ export async function benchMain(argv: string[]): Promise<number> {
     say(`devices: ${devices.map((d) => `${d.name} (${d.description})`).join(", ")}`);
 
     const rows: BenchRow[] = [];
-    for (const spec of specs) {
-      say(`model: ${modelLabel(spec)}, ${params(paramCount(spec))} params, ${formatBytes(modelBytes(spec))}`);
-      const mb = await ModelBench.load({
-        spec,
-        devices,
-        ratios,
-        flashAttn: fa,
-        ubatch,
-        kvSize,
-        reuse,
-        uploadChunk,
-        onUpload: progressBar("uploading weights"),
-      });
-      try {
-        for (const [p, n] of tests) {
-          const r = await mb.test(p, n, reps);
-          say(`${r.test}: ${r.tokensPerS.toFixed(2)} ± ${r.stddev.toFixed(2)} t/s`);
-          rows.push({
-            ...r,
-            model: modelLabel(spec),
-            modelSpec: spec,
-            sizeBytes: modelBytes(spec),
-            params: paramCount(spec),
-            devices: devices.map((d) => d.name),
-            flashAttn: mb.flashAttn,
-            reuse,
-          });
+    const runModels = async () => {
+      for (const spec of specs) {
+        say(
+          `model: ${modelLabel(spec)}, ${params(paramCount(spec))} params, ${formatBytes(modelBytes(spec))}`,
+        );
+        const mb = await ModelBench.load({
+          spec,
+          devices,
+          ratios,
+          flashAttn: fa,
+          ubatch,
+          kvSize,
+          reuse,
+          uploadChunk,
+          onUpload: progressBar("uploading weights"),
+        });
+        try {
+          for (const [p, n] of tests) {
+            const r = await mb.test(p, n, reps);
+            say(`${r.test}: ${r.tokensPerS.toFixed(2)} ± ${r.stddev.toFixed(2)} t/s`);
+            rows.push({
+              ...r,
+              model: modelLabel(spec),
+              modelSpec: spec,
+              sizeBytes: modelBytes(spec),
+              params: paramCount(spec),
+              devices: devices.map((d) => d.name),
+              flashAttn: mb.flashAttn,
+              reuse,
+            });
+          }
+        } finally {
+          await mb.close();
         }
-      } finally {
-        await mb.close();
       }
+    };
+    try {
+      await runModels();
+    } catch (e) {
+      const log = servers.flatMap((s) => s.recentLog().map((l) => `  [${s.endpoint}] ${l}`));
+      if (log.length) say(`server log:\n${log.join("\n")}`);
+      if (devices.some((d) => d.kind === "rpc")) {
+        say(
+          "(a server closes the connection when it cannot run a graph; its log says why — " +
+            "e.g. an op it lacks: -fa 0 avoids FLASH_ATTN_EXT)",
+        );
+      }
+      throw e;
     }
     if (output === "json") console.log(JSON.stringify(rows.map(rowJson), null, 2));
     else if (output === "csv") console.log(formatCsv(rows));
