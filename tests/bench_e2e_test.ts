@@ -15,7 +15,7 @@ import { startLocalServer } from "../bench/local_server.ts";
 import { ModelBench } from "../bench/model_bench.ts";
 import { parseModelSpec } from "../bench/models/spec.ts";
 import { Cmd } from "../protocol/wire/constants.ts";
-import { assert, assertNmse } from "./asserts.ts";
+import { assert, assertNmse, nmse } from "./asserts.ts";
 
 const SPEC = parseModelSpec("tiny");
 const PROMPT = Int32Array.from({ length: 6 }, (_, i) => (i * 977 + 13) % SPEC.nVocab);
@@ -100,5 +100,30 @@ Deno.test("graphwire bench: the tiny preset end to end against a server it start
   assert.ok(
     (tgNoReuse.bytes_sent_per_token as number) > (tg.bytes_sent_per_token as number) + 20_000,
     `without reuse each token sends its graph: ${tgNoReuse.bytes_sent_per_token} vs ${tg.bytes_sent_per_token}`,
+  );
+});
+
+Deno.test("bench model: a prompt in several ubatches gives the logits of one ubatch, and attends to its start", async () => {
+  const tokens = Int32Array.from({ length: 40 }, (_, i) => (i * 131 + 7) % SPEC.nVocab);
+  const run = async (ubatch: number, t: Int32Array) => {
+    const mb = await ModelBench.load({
+      spec: SPEC,
+      devices: [new CpuDevice({ threads: 1 })],
+      kvSize: 256,
+      ubatch,
+    });
+    try {
+      return await mb.logits(t);
+    } finally {
+      await mb.close();
+    }
+  };
+  const whole = await run(40, tokens);
+  assertNmse(await run(16, tokens), whole, 1e-10, "ubatches of 16 vs one of 40");
+  const changed = tokens.slice();
+  changed[0] = 5;
+  assert.ok(
+    nmse(await run(16, changed), whole) > 1e-6,
+    "the first token reaches the last one through the KV cache",
   );
 });
