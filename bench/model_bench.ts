@@ -107,13 +107,15 @@ export function meanStd(xs: number[]): { mean: number; std: number } {
 
 const F16_NEG_INF = 0xfc00;
 
-/** Whether every device runs each node of the model's flash-attention graph (`-fa auto`). */
-export function canFlashAttn(spec: LlamaSpec, devices: Device[], kvSize: number): boolean {
+/**
+ * Whether every device runs each node of the model's flash-attention graphs (`-fa auto`), probed
+ * at one token and at a full ubatch.
+ */
+export function canFlashAttn(spec: LlamaSpec, devices: Device[], kvSize: number, ubatch = 512): boolean {
   const probe = new LlamaModel({ ...spec, nLayer: 1 }, { kvSize, flashAttn: true });
-  const nodes = [
-    ...probe.buildUbatch(1, Math.min(kvSize, KV_PAD), true).graph.nodes,
-    ...probe.buildUbatch(2, Math.min(kvSize, KV_PAD), true).graph.nodes,
-  ];
+  const nodes = [1, Math.min(ubatch, kvSize)].flatMap((n) =>
+    probe.buildUbatch(n, Math.min(kvSize, padTo(n, KV_PAD)), true).graph.nodes
+  );
   return devices.every((d) => nodes.every((n) => d.supportsOp(n)));
 }
 
@@ -163,7 +165,7 @@ export class ModelBench {
     const layerDevices = devices.length > 1
       ? splitLayers(spec.nLayer, opts.ratios ?? devices.map(() => 1))
       : new Array(spec.nLayer + 1).fill(0);
-    const flashAttn = opts.flashAttn ?? canFlashAttn(spec, devices, kvSize);
+    const flashAttn = opts.flashAttn ?? canFlashAttn(spec, devices, kvSize, opts.ubatch ?? 512);
     const model = new LlamaModel(spec, { kvSize, flashAttn, layerDevices });
     const sched = new Scheduler(devices);
     for (const c of devices) {
