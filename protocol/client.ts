@@ -62,6 +62,8 @@ export class RpcConnection {
   #reader: FrameReader;
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
+  /** The last command sent that has no answer, until an answer proves the server took it. */
+  #unanswered: number | null = null;
 
   private constructor(endpoint: string, conn: Connection, reader: FrameReader, version: ServerVersion) {
     this.endpoint = endpoint;
@@ -147,9 +149,11 @@ export class RpcConnection {
         await this.#conn.writeAll(frame);
         if (expect === null) {
           this.#count(cmd, frame.length, 0, false);
+          this.#unanswered = cmd;
           return new Uint8Array(0);
         }
         const rsp = await readResponse(this.#reader, MAX_RESPONSE);
+        this.#unanswered = null;
         if (rsp.length !== expect) {
           throw new ProtocolError(`${cmdName(cmd)}: expected a ${expect}-byte response, got ${rsp.length}`);
         }
@@ -157,6 +161,15 @@ export class RpcConnection {
         return rsp;
       } catch (e) {
         this.close();
+        const before = this.#unanswered;
+        if (before !== null && !(e instanceof ProtocolError && e.message.includes("expected a"))) {
+          // A server refuses a command without an answer only by closing: name the likely culprit.
+          throw new ProtocolError(
+            `${cmdName(cmd)} to ${this.endpoint}: ${(e as Error).message} — probably refusing the ` +
+              `${cmdName(before)} before it, which has no answer (the server's log says why)`,
+            { cause: e },
+          );
+        }
         throw e;
       }
     });

@@ -3,7 +3,7 @@ import { GraphBuilder } from "../../protocol/graph/builder.ts";
 import type { Tensor } from "../../protocol/graph/tensor.ts";
 import { GgmlType } from "../../protocol/graph/types.ts";
 import { Cmd } from "../../protocol/wire/constants.ts";
-import { assert, rng } from "../../tests/asserts.ts";
+import { assert, assertRejects, rng } from "../../tests/asserts.ts";
 import { CpuDevice } from "../cpu/device.ts";
 import type { Device } from "../device.ts";
 import { Scheduler } from "../sched.ts";
@@ -143,6 +143,25 @@ Deno.test("rpc provider: only named devices, never the best one", async () => {
     assert.equal(all.length, 2);
     assert.equal(all[1], d, "devices of one server are shared");
     for (const x of all) x.close();
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("rpc device: a graph the server refuses is named when the next answer fails", async () => {
+  const s = startLocalServer([new CpuDevice({ threads: 1 })]);
+  try {
+    const dev = await openRpcDevice(s.endpoint, 0);
+    const g = new GraphBuilder();
+    const a = g.setInput(g.newTensor1d(GgmlType.F32, 16, "a"));
+    const x = g.scale(a, 2);
+    x.op = 56; // CONV_2D with a scale's sources: no device runs that
+    const run = await new Scheduler([dev]).schedule(g.build(x));
+    await run.setInput(a, new Uint8Array(64));
+    await run.compute(); // GRAPH_COMPUTE has no answer: nothing fails yet
+    await assertRejects(() => run.read(x), /probably refusing the GRAPH_COMPUTE before it/);
+    assert.ok(dev.connection.closed);
+    dev.close();
   } finally {
     await s.close();
   }
