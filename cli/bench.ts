@@ -237,7 +237,12 @@ const TWO_LETTER: Record<string, string> = {
 export async function benchMain(argv: string[]): Promise<number> {
   if (argv[0] === "ops") {
     // Loaded only when asked for, so the model bench runs whether or not the op bench is there.
-    const mod = await import("../bench/ops.ts") as { benchOpsMain: (a: string[]) => Promise<number> };
+    let mod: { benchOpsMain: (a: string[]) => Promise<number> };
+    try {
+      mod = await import("../bench/ops.ts");
+    } catch (e) {
+      throw new Error(`the op bench (bench/ops.ts) could not be loaded: ${(e as Error).message}`);
+    }
     return await mod.benchOpsMain(argv.slice(1));
   }
   const args = argv.map((a) => TWO_LETTER[a] ?? a);
