@@ -161,7 +161,12 @@ export interface BenchReport {
   };
 }
 
-export async function runBench(dev: CudaDevice, log: (s: string) => void): Promise<BenchReport> {
+/** Runs the measurements; `only` restricts them to the anchors whose name matches. */
+export async function runBench(
+  dev: CudaDevice,
+  log: (s: string) => void,
+  only?: RegExp,
+): Promise<BenchReport> {
   setOption(dev.native, NativeOption.CUDA_GRAPHS, 1);
   const report: BenchReport = {
     device: dev.description,
@@ -176,20 +181,42 @@ export async function runBench(dev: CudaDevice, log: (s: string) => void): Promi
       recomputeGetP90Us: 0,
     },
   };
-  const variants: { anchor: string; label: string; rows: number }[] = [
-    { anchor: "n=1", label: "4 rows/block", rows: 4 },
-    { anchor: "f16 4096x14336 n=8", label: "4 rows/block", rows: 4 },
+  // alternatives measured beside the default, each with the options that select it
+  const variants: { anchor: RegExp; label: string; options: [number, number][] }[] = [
+    {
+      anchor: /(f16|bf16) .* n=(1|8)$/,
+      label: "SIMT mat-vec",
+      options: [[NativeOption.MATVEC_TENSOR_CORES, 0]],
+    },
+    {
+      anchor: / n=1$/,
+      label: "SIMT, 1 row/block",
+      options: [[NativeOption.MATVEC_TENSOR_CORES, 0], [NativeOption.MATVEC_ROWS, 1]],
+    },
+    {
+      anchor: / n=1$/,
+      label: "SIMT, 4 rows/block",
+      options: [[NativeOption.MATVEC_TENSOR_CORES, 0], [NativeOption.MATVEC_ROWS, 4]],
+    },
+    {
+      anchor: / n=8$/,
+      label: "SIMT, 4 rows/block",
+      options: [[NativeOption.MATVEC_TENSOR_CORES, 0], [NativeOption.MATVEC_ROWS, 4]],
+    },
+    { anchor: / n=512$/, label: "own tensor-core GEMM (no cuBLAS)", options: [[NativeOption.BLAS, 0]] },
   ];
   for (const a of anchors()) {
+    if (only && !only.test(a.name)) continue;
     const b = new GraphBuilder();
     const g = b.build(a.build(b));
     const buf = await placeRandom(dev, g);
     try {
       for (const v of variants) {
-        if (!a.name.includes(v.anchor)) continue;
-        setOption(dev.native, NativeOption.MATVEC_ROWS, v.rows);
+        if (!v.anchor.test(a.name)) continue;
+        const saved = v.options.map(([k]) => [k, getOption(dev.native, k)] as [number, number]);
+        for (const [k, val] of v.options) setOption(dev.native, k, val);
         const us = timePlan(dev, g) * 1000;
-        setOption(dev.native, NativeOption.MATVEC_ROWS, 0);
+        for (const [k, val] of saved) setOption(dev.native, k, val);
         log(`  variant ${a.name} ${v.label}: ${us.toFixed(1)} µs`);
       }
       const ms = timePlan(dev, g);
@@ -206,6 +233,7 @@ export async function runBench(dev: CudaDevice, log: (s: string) => void): Promi
       buf.free();
     }
   }
+  if (only) return report;
   // 1000-node graph: plain launches vs replay
   {
     const b = new GraphBuilder();
@@ -286,6 +314,8 @@ if (import.meta.main) {
   const args = [...Deno.args];
   const ji = args.indexOf("--json");
   const jsonPath = ji >= 0 ? args.splice(ji, 2)[1] : undefined;
+  const oi = args.indexOf("--only");
+  const only = oi >= 0 ? new RegExp(args.splice(oi, 2)[1]) : undefined;
   const found = discoverNative("cuda");
   const dev = found.devices[0] as CudaDevice | undefined;
   if (!dev) {
@@ -293,7 +323,8 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   console.log(dev.description);
-  const r = await runBench(dev, (s) => console.log(s));
+  const r = await runBench(dev, (s) => console.log(s), only);
+  r.blas = `${blasInfo(dev.native)} (loaded: ${getOption(dev.native, NativeOption.BLAS_LOADED)})`;
   console.log(r.blas);
   if (jsonPath) await Deno.writeTextFile(jsonPath, JSON.stringify(r, null, 2));
 }

@@ -156,6 +156,7 @@ if (import.meta.main) {
       const op = queue.shift()!;
       const o = await runOp(tbo, server, op);
       outcomes.push(o);
+      if (json) await Deno.writeTextFile(json, JSON.stringify(outcomes, null, 2));
       console.log(
         `${op.padEnd(14)} ${o.passed}/${o.total} passed${
           o.failed.length ? `, ${o.failed.length} failed` : ""

@@ -14,7 +14,15 @@ import { assert, assertEquals, assertNmse, assertOk } from "../../tests/asserts.
 import { bindMemory, planMemory } from "../alloc.ts";
 import { checkCase, decodeTensor, encodeValues, opCases, opNode } from "./check.ts";
 import { MAX_SRC, NODE_SIZE, TENSOR_SIZE, writeNode } from "./descriptor.ts";
-import { type CudaDevice, discoverNative, getOption, NativeOption, openNative, setOption } from "./mod.ts";
+import {
+  type CudaDevice,
+  discoverNative,
+  getOption,
+  NativeOption,
+  openNative,
+  setOption,
+  whyRefused,
+} from "./mod.ts";
 
 const { F32, F16, I32, I64 } = GgmlType;
 
@@ -54,6 +62,94 @@ Deno.test("a missing native library is reported, not thrown", () => {
   const d = discoverNative("hip", "/nonexistent/libgraphwire_hip.so");
   assertEquals(d.devices.length, 0);
   assert.match(d.absent ?? "", /does not exist/);
+});
+
+const lib = openNative("cuda");
+const haveLib = !("absent" in lib);
+if (!haveLib) console.log(`validation tests skipped: ${(lib as { absent: string }).absent}`);
+
+/** The library's verdict on `node` without a GPU (null: runs). */
+function verdict(node: Tensor): string | null {
+  if ("absent" in lib) throw new Error(lib.absent);
+  const bytes = new Uint8Array(NODE_SIZE);
+  writeNode(new DataView(bytes.buffer), 0, node, () => 0n);
+  return whyRefused(lib, bytes, -1);
+}
+
+Deno.test({
+  name: "validation refuses every shape a kernel could be misled by (no GPU needed)",
+  ignore: !haveLib,
+  fn: () => {
+    const b = new GraphBuilder();
+    // MUL_MAT: inner dimensions, dst shape, broadcast
+    const mm = b.mulMat(b.newTensor(F16, [64, 8]), b.newTensor(F32, [64, 3]));
+    assertEquals(verdict(mm), null);
+    mm.src[1]!.ne[0] = 65;
+    assert.match(verdict(mm) ?? "", /inner dimensions/);
+    mm.src[1]!.ne[0] = 64;
+    mm.ne[1] = 4;
+    assert.match(verdict(mm) ?? "", /dst shape/);
+    // GET_ROWS: dst must be [ne0, indices]
+    const gr = b.getRows(b.newTensor(F32, [16, 10]), b.newTensor(I32, [4]));
+    assertEquals(verdict(gr), null);
+    gr.ne[0] = 32;
+    assert.match(verdict(gr) ?? "", /dst shape/);
+    // FLASH_ATTN_EXT: head sizes above 256, K/V key counts
+    const fa = b.flashAttnExt(
+      b.newTensor(F32, [512, 1, 2, 1]),
+      b.newTensor(F16, [512, 32, 2, 1]),
+      b.newTensor(F16, [512, 32, 2, 1]),
+      null,
+      0.1,
+    );
+    assert.match(verdict(fa) ?? "", /head sizes/);
+    const fa2 = b.flashAttnExt(
+      b.newTensor(F32, [64, 1, 2, 1]),
+      b.newTensor(F16, [64, 32, 2, 1]),
+      b.newTensor(F16, [64, 31, 2, 1]),
+      null,
+      0.1,
+    );
+    assert.match(verdict(fa2) ?? "", /key counts/);
+    // CPY: element counts
+    const cp = b.cpy(b.newTensor(F32, [10, 3]), b.newTensor(F16, [10, 3]));
+    assertEquals(verdict(cp), null);
+    cp.ne[1] = 4;
+    assert.match(verdict(cp) ?? "", /element counts/);
+    // SET: a view outside dst, negative offsets
+    const set = opNode(b, GgmlOp.SET, F32, [10, 8], [b.newTensor(F32, [10, 8]), b.newTensor(F32, [4, 3])], [
+      40,
+      320,
+      320,
+      60 * 4,
+      0,
+    ]);
+    assert.match(verdict(set) ?? "", /outside dst/);
+    setOpF32(set, 3, 0);
+    new DataView(set.opParams.buffer).setInt32(12, -4, true);
+    assert.match(verdict(set) ?? "", /negative/);
+    // ROPE: rotated slice past the row, too few positions
+    const rope = b.rope(b.newTensor(F32, [64, 2, 5]), b.newTensor(I32, [5]), 64, 0);
+    assertEquals(verdict(rope), null);
+    new DataView(rope.opParams.buffer).setInt32(4, 80, true);
+    assert.match(verdict(rope) ?? "", /exceed the row/);
+    new DataView(rope.opParams.buffer).setInt32(4, 64, true);
+    rope.src[1]!.ne[0] = 4;
+    assert.match(verdict(rope) ?? "", /too few positions/);
+    // SOFT_MAX: a mask with fewer rows than the input
+    const sm = b.softMaxExt(b.newTensor(F32, [32, 6]), b.newTensor(F16, [32, 6]), 1, 0);
+    assertEquals(verdict(sm), null);
+    sm.src[1]!.ne[1] = 5;
+    assert.match(verdict(sm) ?? "", /mask/);
+    // quantized types and unknown ops
+    const q = b.cpy(b.newTensor(GgmlType.Q4_0, [64, 2]), b.newTensor(F32, [64, 2]));
+    assertOk(verdict(q) !== null);
+    const bad = opNode(b, 200, F32, [4], [b.newTensor(F32, [4])]);
+    assert.match(verdict(bad) ?? "", /not a ggml op/);
+    // a zero-sized source is refused where it would reach a kernel
+    const z = opNode(b, GgmlOp.ADD, F32, [4, 2], [b.newTensor(F32, [4, 2]), b.newTensor(F32, [4, 0])]);
+    assert.match(verdict(z) ?? "", /empty/);
+  },
 });
 
 Deno.test("without a GPU the provider says why", { ignore: haveGpu }, () => {
@@ -156,10 +252,13 @@ Deno.test({
       assertOk(dev.supportsOp(mm));
       a.ne[0] = 128; // claims more than it has
       assert.equal(dev.supportsOp(mm), false);
-      assert.match(dev.whyUnsupported(mm) ?? "", /inner dimensions|outside/);
+      assert.match(dev.whyUnsupported(mm) ?? "", /inner dimensions/);
       a.ne[0] = 64;
-      mm.ne[0] = 4096; // dst larger than its memory
+      mm.ne[0] = 4096; // dst does not match the product's shape
       assert.equal(dev.supportsOp(mm), false);
+      a.ne[1] = 4096; // consistent shapes, but src0 and dst now claim more than their memory
+      assertOk(dev.supportsOp(mm));
+      assert.throws(() => dev.planCreate(g), /outside/);
       buf.free();
     }
     // a tensor that claims bytes past the end of its buffer
@@ -170,7 +269,9 @@ Deno.test({
       const g = b.build(n);
       const buf = await placed(dev, g);
       a.offset = buf.size - 16;
-      assert.match(dev.whyUnsupported(n) ?? "", /outside/);
+      assertOk(dev.supportsOp(n), "supportsOp looks at op, types and shapes only");
+      assert.throws(() => dev.planCreate(g), /outside/);
+      assert.throws(() => dev.compute(g), /outside/);
       buf.free();
     }
     // GET_ROWS with indices out of range: zeros, no fault
@@ -258,21 +359,33 @@ Deno.test({
 });
 
 Deno.test({
-  name: "cuBLAS and the library's own kernels agree",
+  name:
+    "every kernel path of MUL_MAT agrees with the reference (cuBLAS or own GEMM, tensor-core or SIMT mat-vec)",
   ignore: !haveGpu,
   fn: async () => {
     const dev = gpu!;
     const cpu = new CpuDevice({ threads: 2 });
-    const loaded = getOption(dev.native, NativeOption.BLAS_LOADED);
-    console.log(`BLAS loaded: ${loaded}`);
-    const c = opCases().filter((c) => /MUL_MAT (f16|bf16) x f32 m=130 n=67/.test(c.name));
-    for (const blas of [1, 0]) {
-      setOption(dev.native, NativeOption.BLAS, blas);
-      for (const k of c) {
-        const r = await checkCase(dev, cpu, k, 99);
-        assert.notEqual(r.status, "fail", `blas=${blas} ${k.name}: ${r.detail}`);
+    console.log(`BLAS loaded: ${getOption(dev.native, NativeOption.BLAS_LOADED)}`);
+    const paths: [string, number, number, RegExp][] = [
+      ["own GEMM", NativeOption.BLAS, 0, /MUL_MAT (f16|bf16|f32) x f32 m=130 n=67|broadcast|permuted|n=20/],
+      ["SIMT mat-vec", NativeOption.MATVEC_TENSOR_CORES, 0, /MUL_MAT (f16|bf16) x f32 m=64 n=[138]/],
+      ["SIMT mat-vec, 1 row", NativeOption.MATVEC_ROWS, 1, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=1/],
+      ["SIMT mat-vec, 4 rows", NativeOption.MATVEC_ROWS, 4, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=[18]/],
+    ];
+    for (const [what, key, value, filter] of paths) {
+      const saved = getOption(dev.native, key);
+      const savedTc = getOption(dev.native, NativeOption.MATVEC_TENSOR_CORES);
+      if (key === NativeOption.MATVEC_ROWS) setOption(dev.native, NativeOption.MATVEC_TENSOR_CORES, 0);
+      setOption(dev.native, key, value);
+      try {
+        for (const k of opCases().filter((c) => filter.test(c.name))) {
+          const r = await checkCase(dev, cpu, k, 99);
+          assert.notEqual(r.status, "fail", `${what}: ${k.name}: ${r.detail}`);
+        }
+      } finally {
+        setOption(dev.native, key, saved);
+        setOption(dev.native, NativeOption.MATVEC_TENSOR_CORES, savedTc);
       }
     }
-    setOption(dev.native, NativeOption.BLAS, 1);
   },
 });

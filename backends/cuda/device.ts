@@ -184,14 +184,13 @@ export class CudaDevice implements Device {
     return b.base + BigInt(t.offset);
   };
 
-  /** Why the library refuses `node`, or null when it runs it. */
+  /**
+   * Why the library refuses `node` (op, types, shapes), or null when it runs it. Memory is not looked
+   * at here — the node may have none yet; plans check every tensor's extent against its buffer.
+   */
   whyUnsupported(node: Tensor): string | null {
     if (!fitsDescriptor(node)) return "more sources than a descriptor carries";
-    try {
-      writeNode(new DataView(this.#nodeScratch.buffer), 0, node, this.addressOf);
-    } catch (e) {
-      return (e as Error).message;
-    }
+    writeNode(new DataView(this.#nodeScratch.buffer), 0, node, () => 0n);
     const st = this.lib.gw_node_supported(this.index, this.#nodeScratch);
     return st === Status.OK ? null : lastError(this.lib);
   }

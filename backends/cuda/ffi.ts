@@ -62,6 +62,7 @@ export const NativeOption = {
   CAPTURE_FIRST_RUN: 4,
   MATVEC_MAX_COLS: 5,
   MATVEC_ROWS: 6,
+  MATVEC_TENSOR_CORES: 7,
 } as const;
 
 /** A loaded library and what it says of itself. */
@@ -206,6 +207,16 @@ export function getOption(native: Native, key: number): number {
   const out = new BigInt64Array(1);
   check(native.lib, native.lib.gw_get_option(key, out), "gw_get_option");
   return Number(out[0]);
+}
+
+/**
+ * Whether the library runs `descriptor` (one gw_node) on device `index`; index -1 asks without a GPU
+ * (a generic sm_80 device), which lets machines without one test the validation. Null when it
+ * does, else the library's reason.
+ */
+export function whyRefused(native: Native, descriptor: Uint8Array, index = -1): string | null {
+  const st = native.lib.gw_node_supported(index, descriptor);
+  return st === Status.OK ? null : lastError(native.lib) || `status ${st}`;
 }
 
 /** Which BLAS library the native code uses, or why none. */

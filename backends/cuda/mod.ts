@@ -11,7 +11,7 @@ import { CudaDevice, deviceInfo } from "./device.ts";
 import { lastError, openNative, Status } from "./ffi.ts";
 
 export { CudaBuffer, CudaDevice, type CudaPlan, type PlanStats } from "./device.ts";
-export { blasInfo, getOption, NativeOption, openNative, setOption } from "./ffi.ts";
+export { blasInfo, getOption, NativeOption, openNative, setOption, whyRefused } from "./ffi.ts";
 
 /** Devices of one library, made once per library path (a device holds its stream and allocations). */
 const devicesByPath = new Map<string, CudaDevice[]>();

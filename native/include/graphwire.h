@@ -11,8 +11,9 @@
  *
  * Memory safety: every device pointer a descriptor names must lie, with its whole extent
  * (sum over dims of (ne[i]-1)*nb[i] plus one element), inside one allocation made by gw_alloc on that
- * device; gw_node_supported and gw_plan_create check this, check every shape relation the kernels
- * rely on, and kernels bounds-check data-dependent indices (GET_ROWS, SET_ROWS, MUL_MAT_ID, ADD_ID).
+ * device; gw_plan_create, gw_plan_update and gw_graph_compute check this and every shape relation
+ * the kernels rely on, and kernels bounds-check data-dependent indices (GET_ROWS, SET_ROWS,
+ * MUL_MAT_ID, ADD_ID).
  */
 #ifndef GRAPHWIRE_H
 #define GRAPHWIRE_H
@@ -99,7 +100,8 @@ typedef enum gw_option {
   GW_OPT_BLAS_LOADED = 3,       /* read-only: 1 when the BLAS library was found and loaded */
   GW_OPT_CAPTURE_FIRST_RUN = 4, /* 1: capture on a plan's first run; 0 (default): on its first replay */
   GW_OPT_MATVEC_MAX_COLS = 5,   /* largest column count (n) served by the mat-vec kernels (default 8) */
-  GW_OPT_MATVEC_ROWS = 6        /* rows per mat-vec block: 0 (default) by column count; 4 or 8 to compare */
+  GW_OPT_MATVEC_ROWS = 6,       /* rows per SIMT mat-vec block: 0 (default) by column count; 1, 4 or 8 to compare */
+  GW_OPT_MATVEC_TENSOR_CORES = 7 /* 1 (default): f16/bf16 mat-vec on tensor cores (sm_80+); 0: SIMT kernels */
 } gw_option;
 
 typedef struct gw_plan gw_plan;
@@ -132,7 +134,12 @@ GW_API gw_status gw_copy_device(int32_t dev, uint64_t dst, uint64_t src, uint64_
 GW_API gw_status gw_memset(int32_t dev, uint64_t dst, int32_t value, uint64_t size);
 GW_API gw_status gw_synchronize(int32_t dev);
 
-/** GW_OK when `node` can run on `dev`; otherwise GW_ERR_UNSUPPORTED or GW_ERR_INVALID and a message. */
+/**
+ * GW_OK when `node`'s op, types and shapes run on `dev`; otherwise GW_ERR_UNSUPPORTED or
+ * GW_ERR_INVALID and a message. Data pointers are not looked at (the node may have no memory yet);
+ * gw_plan_create and gw_graph_compute check them. dev = -1 asks without a GPU (a generic sm_80
+ * device), so validation can be tested on machines that have none.
+ */
 GW_API gw_status gw_node_supported(int32_t dev, const gw_node* node);
 /** Validates and runs a graph once with plain launches. */
 GW_API gw_status gw_graph_compute(int32_t dev, const gw_node* nodes, int32_t n_nodes);

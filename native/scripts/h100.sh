@@ -30,6 +30,19 @@ for stage in "$@"; do
     bench)
       deno run -A --no-check backends/cuda/bench.ts --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log"
       ;;
+    ncu)
+      # one profile per kernel of interest: throughput, memory, occupancy, stall reasons
+      NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+      for spec in "k_fa_split:FLASH" "k_transpose:CPY" "k_matvec:f16 4096x14336 n=8" "k_matvec:f16 4096x14336 n=1"; do
+        k=${spec%%:*}; only=${spec#*:}
+        echo "--- $k ($only)"
+        $NCU --target-processes all -k regex:$k -c 1 --section SpeedOfLight --section MemoryWorkloadAnalysis \
+          --section Occupancy --section WarpStateStats --section LaunchStats \
+          deno run -A --no-check backends/cuda/bench.ts --only "$only" > "$OUT/ncu_${k}_${only//[^a-z0-9]/_}.txt" 2>&1
+        grep -E "Duration|Memory Throughput|DRAM Throughput|Achieved Occupancy|Registers Per|Stall|Compute \(SM\)" \
+          "$OUT/ncu_${k}_${only//[^a-z0-9]/_}.txt" | head -14
+      done
+      ;;
     ggmlperf)
       if [ -x .gpu/ggml-cuda/test-backend-ops ]; then
         CUBLAS_DIR=$(ls -d /opt/*/.venv/lib/python3*/site-packages/nvidia/cublas/lib 2>/dev/null | head -1)

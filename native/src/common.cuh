@@ -173,6 +173,7 @@ struct Node {
   Tensor dst;
   Tensor src[GW_MAX_SRC];
   bool has[GW_MAX_SRC];
+  bool skip = false; // nothing to compute (e.g. SET_ROWS of zero rows)
 
   int32_t pi(int i) const { return params[i]; }
   float pf(int i) const {

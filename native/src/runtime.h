@@ -44,7 +44,8 @@ struct Options {
   bool blas = true;
   bool capture_first_run = false;
   int matvec_max_cols = 8;
-  int matvec_rows = 0; // 0: by column count (experiments set 4 or 8)
+  int matvec_rows = 0; // 0: by column count (experiments set 1, 4 or 8)
+  bool matvec_tensor_cores = true;
 };
 extern Options g_options;
 extern std::mutex g_mutex; // guards devices and allocation maps
@@ -61,8 +62,11 @@ uint64_t find_allocation(Device* d, uint64_t ptr, uint64_t size);
 /** The BLAS of `d` when it is loaded and enabled, else null. */
 Blas* device_blas(Device* d);
 
-/** Converts and validates a descriptor into a Node; checks every tensor's extent. */
-gw_status make_node(Device* d, const gw_node& raw, Node& out, const OpDef** def, CheckCtx& c);
+/**
+ * Converts and validates a descriptor into a Node: op, types and every shape relation its kernel
+ * relies on; with `memory`, also that each tensor's whole extent lies inside one allocation.
+ */
+gw_status make_node(Device* d, const gw_node& raw, Node& out, const OpDef** def, CheckCtx& c, bool memory);
 
 /** The allocations a node's tensors live in (base, generation), appended to `out`. */
 void node_allocations(Device* d, const Node& n, std::vector<std::pair<uint64_t, uint64_t>>& out);

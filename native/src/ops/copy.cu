@@ -62,35 +62,46 @@ __global__ void k_convert(const S* __restrict__ s, D* __restrict__ d, int64_t n)
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) d[i] = from_f32<D>(to_f32(s[i]));
 }
 
-// Tiled swap of dim 0 with dim `dd` (1..3), same type. Tile 32x32; block 32x8.
+// Tiled swap of dim 0 with another dim (the source's contiguous one), same type. Tile 32x32,
+// block 32x8. Strides come in resolved on the host, so no array is indexed at run time.
+struct TransposeArgs {
+  const char* s;
+  char* d;
+  int64_t ne0, ned, ne1o, ne2o;     // sizes: dim 0, the swapped dim, the two other dims
+  int64_t s0, sd, s1o, s2o;         // source strides of those dims
+  int64_t d0, dd, d1o, d2o;         // destination strides
+  int64_t tiles0, tilesd;
+};
+
 template <typename E>
-__global__ void k_transpose(const Tensor s, const Tensor d, int dd, int64_t tiles0, int64_t tilesd, int64_t outer) {
+__global__ void k_transpose(const TransposeArgs a) {
   __shared__ E tile[32][33];
-  // the two dims other than 0 and dd
-  int o1 = dd == 1 ? 2 : 1;
-  int o2 = dd == 3 ? 2 : 3;
-  const int64_t ntiles = tiles0 * tilesd * outer;
+  const int64_t ntiles = a.tiles0 * a.tilesd * a.ne1o * a.ne2o;
   for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x) {
-    // consecutive blocks take neighbouring tiles along the source's contiguous dim, so that the
-    // reads in flight at once hit the same DRAM pages
-    const int64_t td = t % tilesd;
-    const int64_t t0 = (t / tilesd) % tiles0;
-    const int64_t to = t / (tiles0 * tilesd);
-    int64_t idx[4];
-    idx[o1] = to % s.ne[o1];
-    idx[o2] = to / s.ne[o1];
-    // read: consecutive threads walk dim dd (contiguous in the source)
-    for (int k = threadIdx.y; k < 32; k += 8) {
-      idx[0] = t0 * 32 + k;
-      idx[dd] = td * 32 + threadIdx.x;
-      if (idx[0] < s.ne[0] && idx[dd] < s.ne[dd]) tile[k][threadIdx.x] = *(const E*)s.ptr(idx[0], idx[1], idx[2], idx[3]);
+    // consecutive blocks take neighbouring tiles along the source's contiguous dim
+    const int64_t td = t % a.tilesd;
+    const int64_t t0 = (t / a.tilesd) % a.tiles0;
+    const int64_t to = t / (a.tiles0 * a.tilesd);
+    const int64_t o1 = to % a.ne1o, o2 = to / a.ne1o;
+    const char* sb = a.s + o1 * a.s1o + o2 * a.s2o;
+    char* db = a.d + o1 * a.d1o + o2 * a.d2o;
+    // read: consecutive threads walk the source's contiguous dim; four loads issued, then stored
+    E v[4];
+    const int64_t id_r = td * 32 + threadIdx.x;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      const int64_t i0 = t0 * 32 + threadIdx.y + 8 * j;
+      if (i0 < a.ne0 && id_r < a.ned) v[j] = *(const E*)(sb + i0 * a.s0 + id_r * a.sd);
     }
+#pragma unroll
+    for (int j = 0; j < 4; j++) tile[threadIdx.y + 8 * j][threadIdx.x] = v[j];
     __syncthreads();
     // write: consecutive threads walk dim 0 (contiguous in the destination)
-    for (int k = threadIdx.y; k < 32; k += 8) {
-      idx[0] = t0 * 32 + threadIdx.x;
-      idx[dd] = td * 32 + k;
-      if (idx[0] < d.ne[0] && idx[dd] < d.ne[dd]) *(E*)d.ptr(idx[0], idx[1], idx[2], idx[3]) = tile[threadIdx.x][k];
+    const int64_t i0_w = t0 * 32 + threadIdx.x;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      const int64_t id = td * 32 + threadIdx.y + 8 * j;
+      if (i0_w < a.ne0 && id < a.ned) *(E*)(db + i0_w * a.d0 + id * a.dd) = tile[threadIdx.x][threadIdx.y + 8 * j];
     }
     __syncthreads();
   }
@@ -130,15 +141,30 @@ void launch_copy(RunCtx& r, const Tensor& s, const Tensor& d) {
     if (s.type == d.type && d.nb[0] == es && s.nb[0] != es && n >= 1024) {
       for (int dd = 1; dd < 4; dd++) {
         if (s.nb[dd] == es && s.ne[dd] > 1) {
-          const int64_t tiles0 = (d.ne[0] + 31) / 32, tilesd = (d.ne[dd] + 31) / 32;
-          int64_t outer = 1;
-          for (int i = 1; i < 4; i++) if (i != dd) outer *= d.ne[i];
-          const unsigned tb = blocks_for(tiles0 * tilesd * outer, 1, (int64_t)r.caps->sms * 32);
+          const int o1 = dd == 1 ? 2 : 1, o2 = dd == 3 ? 2 : 3;
+          TransposeArgs a;
+          a.s = s.data;
+          a.d = d.data;
+          a.ne0 = d.ne[0];
+          a.ned = d.ne[dd];
+          a.ne1o = d.ne[o1];
+          a.ne2o = d.ne[o2];
+          a.s0 = s.nb[0];
+          a.sd = s.nb[dd];
+          a.s1o = s.nb[o1];
+          a.s2o = s.nb[o2];
+          a.d0 = d.nb[0];
+          a.dd = d.nb[dd];
+          a.d1o = d.nb[o1];
+          a.d2o = d.nb[o2];
+          a.tiles0 = (a.ne0 + 31) / 32;
+          a.tilesd = (a.ned + 31) / 32;
+          const unsigned tb = blocks_for(a.tiles0 * a.tilesd * a.ne1o * a.ne2o, 1, (int64_t)r.caps->sms * 32);
           const dim3 block(32, 8);
           switch (es) {
-            case 2: GW_LAUNCH(r, k_transpose<uint16_t>, tb, block, 0, s, d, dd, tiles0, tilesd, outer); return;
-            case 4: GW_LAUNCH(r, k_transpose<uint32_t>, tb, block, 0, s, d, dd, tiles0, tilesd, outer); return;
-            case 8: GW_LAUNCH(r, k_transpose<uint64_t>, tb, block, 0, s, d, dd, tiles0, tilesd, outer); return;
+            case 2: GW_LAUNCH(r, k_transpose<uint16_t>, tb, block, 0, a); return;
+            case 4: GW_LAUNCH(r, k_transpose<uint32_t>, tb, block, 0, a); return;
+            case 8: GW_LAUNCH(r, k_transpose<uint64_t>, tb, block, 0, a); return;
           }
         }
       }

@@ -109,13 +109,11 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_fa_split(const FaArgs a) {
     const int64_t row = t0 + lane;
     float s = -INFINITY;
     if (row < k_end) {
-      float mv = 0.0f;
-      if (mrow) mv = slope * load_f(mrow + row * a.mask.nb[0], a.mask.type);
-      if (mv != -INFINITY) {
-        s = fa_dot<KT, VEC, D>(a.k.ptr(0, row, hk, bk), qs, a.Dk);
-        if (a.softcap != 0.0f) s = a.softcap * tanhf(s);
-        s += mv;
-      }
+      // the mask and the key row are loaded together; a masked key is dropped afterwards
+      const float mv = mrow ? slope * load_f(mrow + row * a.mask.nb[0], a.mask.type) : 0.0f;
+      float d = fa_dot<KT, VEC, D>(a.k.ptr(0, row, hk, bk), qs, a.Dk);
+      if (a.softcap != 0.0f) d = a.softcap * tanhf(d);
+      s = mv == -INFINITY ? -INFINITY : d + mv;
     }
     const float tmax = warp_max(s);
     const float mnew = fmaxf(m, tmax);
@@ -127,23 +125,37 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_fa_split(const FaArgs a) {
     for (int j = 0; j < 2 * JP; j++) acc[j] *= corr;
     m = mnew;
     const int nrows = (int)min((int64_t)32, k_end - t0);
-#pragma unroll 8
-    for (int r = 0; r < 32; r++) {
-      if (r >= nrows) break;
-      const float pr = gw_shfl(p, r);
-      const VT* vrow = reinterpret_cast<const VT*>(a.v.ptr(0, t0 + r, hv, bv));
+    // V rows in batches of 16, every load of a batch issued before the first use
+    constexpr int RB = 16;
 #pragma unroll
-      for (int j = 0; j < JP; j++) {
-        const int64_t e = 2 * (lane + 32 * j);
-        if ((D > 0 && D % 64 == 0) || e < Dv) {
-          if constexpr (VEC) {
-            const float2 x = ld2<VT>(vrow + e);
-            acc[2 * j] += pr * x.x;
-            acc[2 * j + 1] += pr * x.y;
-          } else {
-            acc[2 * j] += pr * to_f32(vrow[e]);
-            if (e + 1 < Dv) acc[2 * j + 1] += pr * to_f32(vrow[e + 1]);
+    for (int r0 = 0; r0 < 32; r0 += RB) {
+      if (r0 >= nrows) break;
+      float2 x[RB][JP];
+#pragma unroll
+      for (int u = 0; u < RB; u++) {
+        const int r = r0 + u;
+        const VT* vrow = reinterpret_cast<const VT*>(a.v.ptr(0, t0 + min(r, nrows - 1), hv, bv));
+#pragma unroll
+        for (int j = 0; j < JP; j++) {
+          const int64_t e = 2 * (lane + 32 * j);
+          x[u][j] = make_float2(0.0f, 0.0f);
+          if ((D > 0 && D % 64 == 0) || e < Dv) {
+            if constexpr (VEC) {
+              x[u][j] = ld2<VT>(vrow + e);
+            } else {
+              x[u][j].x = to_f32(vrow[e]);
+              if (e + 1 < Dv) x[u][j].y = to_f32(vrow[e + 1]);
+            }
           }
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < RB; u++) {
+        const float pr = r0 + u < nrows ? gw_shfl(p, r0 + u) : 0.0f;
+#pragma unroll
+        for (int j = 0; j < JP; j++) {
+          acc[2 * j] += pr * x[u][j].x;
+          acc[2 * j + 1] += pr * x[u][j].y;
         }
       }
     }
@@ -197,29 +209,41 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_fa_split(const FaArgs a) {
   }
 }
 
+constexpr int FA_MAX_SPLITS = 1024;
+
+// Merges the slices of one query: the running maxima first (in parallel over slices), then each
+// output element as a sum over slices with the per-slice factors from shared memory.
 __global__ void k_fa_combine(const FaArgs a, int splits) {
+  __shared__ float fs[FA_MAX_SPLITS];
+  __shared__ float red[32];
   const int64_t qi = blockIdx.x;
   const int64_t iq = qi % a.n_q, h = (qi / a.n_q) % a.H, b = qi / (a.n_q * a.H);
   const int64_t nq = gridDim.x;
-  float M = -INFINITY;
-  for (int s = 0; s < splits; s++) M = fmaxf(M, a.partials[((int64_t)s * nq + qi) * (2 + a.Dv)]);
+  const int64_t stride = (2 + a.Dv);
+  const float* base = a.partials + qi * stride;
+  float mx = -INFINITY;
+  for (int s = threadIdx.x; s < splits; s += blockDim.x) mx = fmaxf(mx, base[(int64_t)s * nq * stride]);
+  mx = block_max(mx, red);
   float sk = -INFINITY;
   if (a.has_sinks) {
     sk = load_f(a.sinks.ptr(h, 0, 0, 0), a.sinks.type);
-    M = fmaxf(M, sk);
+    mx = fmaxf(mx, sk);
   }
-  float L = a.has_sinks ? expf(sk - M) : 0.0f;
-  for (int s = 0; s < splits; s++) {
-    const float* part = a.partials + ((int64_t)s * nq + qi) * (2 + a.Dv);
-    if (part[0] != -INFINITY) L += part[1] * expf(part[0] - M);
+  float l = 0.0f;
+  for (int s = threadIdx.x; s < splits; s += blockDim.x) {
+    const float* part = base + (int64_t)s * nq * stride;
+    const float f = part[0] == -INFINITY ? 0.0f : expf(part[0] - mx);
+    fs[s] = f;
+    l += part[1] * f;
   }
-  const float inv = L == 0.0f ? 0.0f : 1.0f / L;
+  l = block_sum(l, red);
+  if (a.has_sinks) l += expf(sk - mx);
+  __syncthreads();
+  const float inv = l == 0.0f ? 0.0f : 1.0f / l;
   for (int64_t e = threadIdx.x; e < a.Dv; e += blockDim.x) {
     float o = 0.0f;
-    for (int s = 0; s < splits; s++) {
-      const float* part = a.partials + ((int64_t)s * nq + qi) * (2 + a.Dv);
-      if (part[0] != -INFINITY) o += part[2 + e] * expf(part[0] - M);
-    }
+#pragma unroll 8
+    for (int s = 0; s < splits; s++) o += base[(int64_t)s * nq * stride + 2 + e] * fs[s];
     *(float*)a.d.ptr(e, h, iq, b) = o * inv;
   }
 }
@@ -227,10 +251,11 @@ __global__ void k_fa_combine(const FaArgs a, int splits) {
 int fa_splits(const Node& n, const DeviceCaps& caps, int64_t& chunk) {
   const int64_t n_kv = n.src[1].ne[1];
   const int64_t queries = n.src[0].ne[1] * n.src[0].ne[2] * n.src[0].ne[3];
+  // one wave: the split kernel keeps about 4 blocks on each SM
   const int64_t target = (int64_t)caps.sms * 4;
   int64_t splits = 1;
   if (queries < target) splits = std::min<int64_t>((n_kv + 127) / 128, (target + queries - 1) / queries);
-  splits = std::max<int64_t>(1, std::min<int64_t>(splits, 65535));
+  splits = std::max<int64_t>(1, std::min<int64_t>(splits, FA_MAX_SPLITS));
   chunk = (n_kv + splits - 1) / splits;
   chunk = ((chunk + 31) / 32) * 32;
   splits = (n_kv + chunk - 1) / chunk;

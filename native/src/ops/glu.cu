@@ -69,7 +69,7 @@ bool check_glu(const Node& n, CheckCtx& c) {
     if (!is_float(b.type)) return c.fail("unsupported src[1] type");
     if (!same_shape(a, b) || !same_shape(a, d)) return c.fail("split operands and dst must have one shape");
   } else {
-    if (a.ne[0] % 2 != 0) return c.fail("fused operand has an odd row length");
+    // an odd row leaves its last element unused, as in ggml
     if (d.ne[0] != a.ne[0] / 2 || d.ne[1] != a.ne[1] || d.ne[2] != a.ne[2] || d.ne[3] != a.ne[3]) {
       return c.fail("dst shape does not match the fused operand");
     }
