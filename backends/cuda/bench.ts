@@ -183,26 +183,10 @@ export async function runBench(
   };
   // alternatives measured beside the default, each with the options that select it
   const variants: { anchor: RegExp; label: string; options: [number, number][] }[] = [
-    {
-      anchor: /(f16|bf16) .* n=(1|8)$/,
-      label: "SIMT mat-vec",
-      options: [[NativeOption.MATVEC_TENSOR_CORES, 0]],
-    },
-    {
-      anchor: / n=1$/,
-      label: "SIMT, 1 row/block",
-      options: [[NativeOption.MATVEC_TENSOR_CORES, 0], [NativeOption.MATVEC_ROWS, 1]],
-    },
-    {
-      anchor: / n=1$/,
-      label: "SIMT, 4 rows/block",
-      options: [[NativeOption.MATVEC_TENSOR_CORES, 0], [NativeOption.MATVEC_ROWS, 4]],
-    },
-    {
-      anchor: / n=8$/,
-      label: "SIMT, 4 rows/block",
-      options: [[NativeOption.MATVEC_TENSOR_CORES, 0], [NativeOption.MATVEC_ROWS, 4]],
-    },
+    { anchor: / n=1$/, label: "1 row/block", options: [[NativeOption.MATVEC_ROWS, 1]] },
+    { anchor: / n=1$/, label: "2 rows/block", options: [[NativeOption.MATVEC_ROWS, 2]] },
+    { anchor: / n=1$/, label: "4 rows/block", options: [[NativeOption.MATVEC_ROWS, 4]] },
+    { anchor: / n=8$/, label: "4 rows/block", options: [[NativeOption.MATVEC_ROWS, 4]] },
     { anchor: / n=512$/, label: "own tensor-core GEMM (no cuBLAS)", options: [[NativeOption.BLAS, 0]] },
   ];
   for (const a of anchors()) {

@@ -359,8 +359,7 @@ Deno.test({
 });
 
 Deno.test({
-  name:
-    "every kernel path of MUL_MAT agrees with the reference (cuBLAS or own GEMM, tensor-core or SIMT mat-vec)",
+  name: "every kernel path of MUL_MAT agrees with the reference (cuBLAS or own GEMM, mat-vec block shapes)",
   ignore: !haveGpu,
   fn: async () => {
     const dev = gpu!;
@@ -368,14 +367,12 @@ Deno.test({
     console.log(`BLAS loaded: ${getOption(dev.native, NativeOption.BLAS_LOADED)}`);
     const paths: [string, number, number, RegExp][] = [
       ["own GEMM", NativeOption.BLAS, 0, /MUL_MAT (f16|bf16|f32) x f32 m=130 n=67|broadcast|permuted|n=20/],
-      ["SIMT mat-vec", NativeOption.MATVEC_TENSOR_CORES, 0, /MUL_MAT (f16|bf16) x f32 m=64 n=[138]/],
-      ["SIMT mat-vec, 1 row", NativeOption.MATVEC_ROWS, 1, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=1/],
-      ["SIMT mat-vec, 4 rows", NativeOption.MATVEC_ROWS, 4, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=[18]/],
+      ["mat-vec, 1 row", NativeOption.MATVEC_ROWS, 1, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=1/],
+      ["mat-vec, 2 rows", NativeOption.MATVEC_ROWS, 2, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=1/],
+      ["mat-vec, 4 rows", NativeOption.MATVEC_ROWS, 4, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=[18]/],
     ];
     for (const [what, key, value, filter] of paths) {
       const saved = getOption(dev.native, key);
-      const savedTc = getOption(dev.native, NativeOption.MATVEC_TENSOR_CORES);
-      if (key === NativeOption.MATVEC_ROWS) setOption(dev.native, NativeOption.MATVEC_TENSOR_CORES, 0);
       setOption(dev.native, key, value);
       try {
         for (const k of opCases().filter((c) => filter.test(c.name))) {
@@ -384,7 +381,6 @@ Deno.test({
         }
       } finally {
         setOption(dev.native, key, saved);
-        setOption(dev.native, NativeOption.MATVEC_TENSOR_CORES, savedTc);
       }
     }
   },

@@ -62,7 +62,6 @@ export const NativeOption = {
   CAPTURE_FIRST_RUN: 4,
   MATVEC_MAX_COLS: 5,
   MATVEC_ROWS: 6,
-  MATVEC_TENSOR_CORES: 7,
 } as const;
 
 /** A loaded library and what it says of itself. */

@@ -71,7 +71,8 @@ for stage in "$@"; do
       TBO=.gpu/ggml/test-backend-ops
       export LD_LIBRARY_PATH=$PWD/.gpu/ggml:${LD_LIBRARY_PATH:-}
       deno run -A --no-check backends/cuda/conformance.ts --tbo $TBO --server 127.0.0.1:$PORT \
-        --json "$OUT/conformance.json" --jobs 6 ${CONF_OPS:+--ops $CONF_OPS} 2>&1 | tee "$OUT/conformance.log" | tail -80
+        --json "$OUT/conformance.json" --jobs 6 ${CONF_OPS:+--ops $CONF_OPS} ${CONF_FILTER:+--filter "$CONF_FILTER"} \
+        2>&1 | tee "$OUT/conformance.log" | tail -80
       kill $SRV
       ;;
   esac

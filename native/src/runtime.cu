@@ -164,7 +164,6 @@ gw_status gw_set_option(int32_t key, int64_t value) {
       g_options.matvec_max_cols = (int)value;
       return GW_OK;
     case GW_OPT_MATVEC_ROWS: g_options.matvec_rows = (int)value; return GW_OK;
-    case GW_OPT_MATVEC_TENSOR_CORES: g_options.matvec_tensor_cores = value != 0; return GW_OK;
     default: return fail(GW_ERR_INVALID, "unknown option %d", key);
   }
 }
@@ -183,7 +182,6 @@ gw_status gw_get_option(int32_t key, int64_t* value) {
     case GW_OPT_CAPTURE_FIRST_RUN: *value = g_options.capture_first_run; return GW_OK;
     case GW_OPT_MATVEC_MAX_COLS: *value = g_options.matvec_max_cols; return GW_OK;
     case GW_OPT_MATVEC_ROWS: *value = g_options.matvec_rows; return GW_OK;
-    case GW_OPT_MATVEC_TENSOR_CORES: *value = g_options.matvec_tensor_cores; return GW_OK;
     default: return fail(GW_ERR_INVALID, "unknown option %d", key);
   }
 }

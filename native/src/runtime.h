@@ -44,8 +44,7 @@ struct Options {
   bool blas = true;
   bool capture_first_run = false;
   int matvec_max_cols = 8;
-  int matvec_rows = 0; // 0: by column count (experiments set 1, 4 or 8)
-  bool matvec_tensor_cores = true;
+  int matvec_rows = 0; // 0: by type and column count (experiments set 1, 2, 4 or 8)
 };
 extern Options g_options;
 extern std::mutex g_mutex; // guards devices and allocation maps

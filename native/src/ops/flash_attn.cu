@@ -13,7 +13,7 @@ namespace gw {
 namespace {
 
 constexpr int FA_WARPS = 4;
-constexpr int FA_MAXD = 256;
+constexpr int FA_MAXD = 576; // DeepSeek's MLA head (576/512); sizes above 256 take the generic loop
 
 struct FaArgs {
   Tensor q, k, v, mask, sinks, d;
@@ -65,21 +65,22 @@ __device__ __forceinline__ float fa_dot(const char* krow, const float* qs, int64
   return s;
 }
 
+// A pair of V elements as raw bits (2-byte types: one register) and its conversion, so that a whole
+// tile of V rows can be in flight in few registers.
+template <typename VT> struct Pair { typedef uint32_t raw; };
+template <> struct Pair<float> { typedef float2 raw; };
+
 template <typename VT>
-__device__ __forceinline__ float2 ld2(const VT* p);
-template <>
-__device__ __forceinline__ float2 ld2<gw_half>(const gw_half* p) {
-  return __half22float2(*reinterpret_cast<const __half2*>(p));
+__device__ __forceinline__ typename Pair<VT>::raw ld_pair(const VT* p) {
+  return *reinterpret_cast<const typename Pair<VT>::raw*>(p);
 }
-template <>
-__device__ __forceinline__ float2 ld2<bf16_t>(const bf16_t* p) {
-  const uint32_t u = *reinterpret_cast<const uint32_t*>(p);
+__device__ __forceinline__ float2 pair_f32(uint32_t u, gw_half*) {
+  return __half22float2(*reinterpret_cast<const __half2*>(&u));
+}
+__device__ __forceinline__ float2 pair_f32(uint32_t u, bf16_t*) {
   return make_float2(bf16_to_f32((uint16_t)(u & 0xffff)), bf16_to_f32((uint16_t)(u >> 16)));
 }
-template <>
-__device__ __forceinline__ float2 ld2<float>(const float* p) {
-  return *reinterpret_cast<const float2*>(p);
-}
+__device__ __forceinline__ float2 pair_f32(float2 v, float*) { return v; }
 
 // grid.x: queries (iq, h, b); grid.y: key slices. 128 threads.
 // Each lane accumulates V in pairs of elements: slot j holds elements 2·(lane + 32·j) and the next.
@@ -125,12 +126,12 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_fa_split(const FaArgs a) {
     for (int j = 0; j < 2 * JP; j++) acc[j] *= corr;
     m = mnew;
     const int nrows = (int)min((int64_t)32, k_end - t0);
-    // V rows in batches of 16, every load of a batch issued before the first use
-    constexpr int RB = 16;
+    // V rows in batches (all 32 rows for 2-byte types), every load of a batch issued first
+    constexpr int RB = (sizeof(VT) == 2 && D > 0 && D <= 128) ? 32 : (D > 0 && D <= 256) ? 16 : 8;
 #pragma unroll
     for (int r0 = 0; r0 < 32; r0 += RB) {
       if (r0 >= nrows) break;
-      float2 x[RB][JP];
+      typename Pair<VT>::raw x[RB][JP];
 #pragma unroll
       for (int u = 0; u < RB; u++) {
         const int r = r0 + u;
@@ -138,24 +139,33 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_fa_split(const FaArgs a) {
 #pragma unroll
         for (int j = 0; j < JP; j++) {
           const int64_t e = 2 * (lane + 32 * j);
-          x[u][j] = make_float2(0.0f, 0.0f);
-          if ((D > 0 && D % 64 == 0) || e < Dv) {
-            if constexpr (VEC) {
-              x[u][j] = ld2<VT>(vrow + e);
-            } else {
-              x[u][j].x = to_f32(vrow[e]);
-              if (e + 1 < Dv) x[u][j].y = to_f32(vrow[e + 1]);
-            }
+          if constexpr (VEC) {
+            // past the row's end (head sizes not a multiple of 64) the first pair is re-read and unused
+            x[u][j] = ld_pair<VT>(vrow + (((D > 0 && D % 64 == 0) || e < Dv) ? e : 0));
+          } else {
+            x[u][j] = typename Pair<VT>::raw{};
           }
         }
       }
 #pragma unroll
       for (int u = 0; u < RB; u++) {
-        const float pr = r0 + u < nrows ? gw_shfl(p, r0 + u) : 0.0f;
+        const int r = r0 + u;
+        const float pr = r < nrows ? gw_shfl(p, r) : 0.0f;
+        const VT* vrow = reinterpret_cast<const VT*>(a.v.ptr(0, t0 + min(r, nrows - 1), hv, bv));
 #pragma unroll
         for (int j = 0; j < JP; j++) {
-          acc[2 * j] += pr * x[u][j].x;
-          acc[2 * j + 1] += pr * x[u][j].y;
+          const int64_t e = 2 * (lane + 32 * j);
+          if ((D > 0 && D % 64 == 0) || e < Dv) {
+            float2 v;
+            if constexpr (VEC) {
+              v = pair_f32(x[u][j], (VT*)nullptr);
+            } else {
+              v.x = to_f32(vrow[e]);
+              v.y = e + 1 < Dv ? to_f32(vrow[e + 1]) : 0.0f;
+            }
+            acc[2 * j] += pr * v.x;
+            acc[2 * j + 1] += pr * v.y;
+          }
         }
       }
     }
@@ -270,7 +280,6 @@ bool check_fa(const Node& n, CheckCtx& c) {
   if (!is_float(q.type) || !kv_type(k.type) || !kv_type(v.type) || d.type != F32) {
     return c.fail("types q %s, k %s, v %s -> %s", type_name(q.type), type_name(k.type), type_name(v.type), type_name(d.type));
   }
-  if (k.type != v.type) return c.fail("K and V types differ");
   const int64_t Dk = q.ne[0], Dv = v.ne[0];
   if (k.ne[0] != Dk) return c.fail("K head size %lld differs from Q's %lld", (long long)k.ne[0], (long long)Dk);
   if (Dk > FA_MAXD || Dv > FA_MAXD) return c.fail("head sizes above %d are not supported", FA_MAXD);
@@ -322,6 +331,16 @@ void launch_fa(RunCtx& r, const FaArgs& a, dim3 grid, bool vec) {
   launch_fa_d<KT, 0>(r, a, grid, vec);
 }
 
+// K and V of different types: the generic kernel
+template <typename KT>
+void launch_fa_mixed(RunCtx& r, const FaArgs& a, dim3 grid) {
+  switch (a.v.type) {
+    case F16: GW_LAUNCH(r, (k_fa_split<KT, gw_half, false, 0>), grid, FA_WARPS * 32, 0, a); break;
+    case BF16: GW_LAUNCH(r, (k_fa_split<KT, bf16_t, false, 0>), grid, FA_WARPS * 32, 0, a); break;
+    default: GW_LAUNCH(r, (k_fa_split<KT, float, false, 0>), grid, FA_WARPS * 32, 0, a); break;
+  }
+}
+
 void run_fa(const Node& n, RunCtx& r) {
   FaArgs a;
   a.q = n.src[0];
@@ -353,10 +372,18 @@ void run_fa(const Node& n, RunCtx& r) {
   const bool vec = (a.Dk * es) % 16 == 0 && aligned16(a.k.data) && a.k.nb[1] % 16 == 0 && a.k.nb[2] % 16 == 0 &&
                    a.k.nb[3] % 16 == 0 && a.Dv % 2 == 0 && ((uintptr_t)a.v.data % 8) == 0 && a.v.nb[1] % 8 == 0 &&
                    a.v.nb[2] % 8 == 0 && a.v.nb[3] % 8 == 0;
-  switch (a.k.type) {
-    case F16: launch_fa<gw_half>(r, a, grid, vec); break;
-    case BF16: launch_fa<bf16_t>(r, a, grid, vec); break;
-    default: launch_fa<float>(r, a, grid, vec); break;
+  if (a.k.type != a.v.type) {
+    switch (a.k.type) {
+      case F16: launch_fa_mixed<gw_half>(r, a, grid); break;
+      case BF16: launch_fa_mixed<bf16_t>(r, a, grid); break;
+      default: launch_fa_mixed<float>(r, a, grid); break;
+    }
+  } else {
+    switch (a.k.type) {
+      case F16: launch_fa<gw_half>(r, a, grid, vec); break;
+      case BF16: launch_fa<bf16_t>(r, a, grid, vec); break;
+      default: launch_fa<float>(r, a, grid, vec); break;
+    }
   }
   if (splits > 1) GW_LAUNCH(r, k_fa_combine, (unsigned)queries, 128, 0, a, splits);
 }

@@ -49,25 +49,4 @@ struct Vec16 {
 
 inline bool aligned16(const void* p) { return ((uintptr_t)p & 15) == 0; }
 
-/** Blocks of `kernel` (at `threads` threads, `smem` dynamic bytes) resident on one SM; at least 1. */
-template <typename K>
-int resident_blocks(K kernel, int threads, size_t smem = 0) {
-  int n = 0;
-  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, smem) != cudaSuccess) {
-    (void)cudaGetLastError();
-    n = 1;
-  }
-  return n < 1 ? 1 : n;
-}
-
-/**
- * A grid for `groups` equal pieces of work that a block takes in turns: as many blocks as fill the
- * GPU once, trimmed so that every block takes the same number of turns (no half-empty last wave).
- */
-inline unsigned balanced_grid(int64_t groups, int64_t capacity) {
-  if (groups <= capacity) return (unsigned)groups;
-  const int64_t rounds = (groups + capacity - 1) / capacity;
-  return (unsigned)((groups + rounds - 1) / rounds);
-}
-
 } // namespace gw

@@ -36,7 +36,7 @@ __global__ void __launch_bounds__(128) k_matvec(const MvArgs a) {
   constexpr int V = 16 / sizeof(T);
   __shared__ float red[4][R * NC];
   const int nv = a.K / V;
-  for (int row0 = blockIdx.x * R; row0 < a.M; row0 += gridDim.x * R)
+  const int row0 = blockIdx.x * R;
   for (int batch = blockIdx.y; batch < a.batches; batch += gridDim.y) {
     const int i12 = batch % a.ne12, i13 = batch / a.ne12;
     const char* abase = a.A + (int64_t)(i12 / a.r2) * a.sa2 + (int64_t)(i13 / a.r3) * a.sa3;
@@ -109,11 +109,9 @@ __global__ void __launch_bounds__(128) k_matvec(const MvArgs a) {
 
 template <typename T, int NC, int R, int U>
 void launch_matvec_r(RunCtx& r, const MvArgs& a) {
-  static int resident = 0; // per instantiation; the device's SM count scales it
-  if (!resident) resident = resident_blocks(k_matvec<T, NC, R, U>, 128);
+  // one block per group of R rows (a persistent, balanced grid was measured slower at n = 8)
+  const unsigned gx = (unsigned)((a.M + R - 1) / R);
   const unsigned gy = (unsigned)min(a.batches, 65535);
-  const int64_t groups = (a.M + R - 1) / R;
-  const unsigned gx = balanced_grid(groups, std::max<int64_t>(1, (int64_t)resident * r.caps->sms / gy));
   GW_LAUNCH(r, (k_matvec<T, NC, R, U>), dim3(gx, gy), 128, 0, a);
 }
 
@@ -121,7 +119,8 @@ template <typename T, int NC>
 void launch_matvec_nc(RunCtx& r, const MvArgs& a) {
   // rows per block grow with the column count, so each activation load serves more rows; loads in
   // flight per thread (U x R weight vectors) stay near 8. GW_OPT_MATVEC_ROWS overrides, to compare.
-  const int rows = g_options.matvec_rows;
+  // H100, 4096x14336: 2-byte weights are best at 4 rows x 2 vectors in flight, f32 at 2 x 4
+  const int rows = g_options.matvec_rows ? g_options.matvec_rows : (sizeof(T) == 2 ? 4 : 2);
   if (NC <= 2) {
     if (rows == 4) launch_matvec_r<T, NC, 4, 2>(r, a);
     else if (rows == 1) launch_matvec_r<T, NC, 1, 8>(r, a);
@@ -146,84 +145,6 @@ void launch_matvec_t(RunCtx& r, const MvArgs& a, int nc) {
     case 7: launch_matvec_nc<T, 7>(r, a); break;
     default: launch_matvec_nc<T, 8>(r, a); break;
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// mat-vec on tensor cores (f16/bf16 weights, up to 8 columns, sm_80+): each warp multiplies a
-// 16-row tile of the weights by the (up to) 8 columns with mma m16n8k16 over its share of K; the
-// 8 warps of a block split K and add up through shared memory. Each lane loads 16 contiguous bytes
-// of two weight rows per 32-wide K chunk and the matching 8 activations of one column, rounded to
-// the weights' type (as ggml's CPU backend rounds them); the K positions inside a chunk are
-// assigned to fragment slots so that A and B agree, which keeps every weight load 16 bytes wide.
-
-constexpr int MVM_WARPS = 8, MVM_U = 8;
-
-template <bool BF16>
-__device__ __forceinline__ uint32_t pack2(float a, float b) {
-  if (BF16) return (uint32_t)f32_to_bf16(a) | ((uint32_t)f32_to_bf16(b) << 16);
-  const __half2 h = __floats2half2_rn(a, b);
-  return *reinterpret_cast<const uint32_t*>(&h);
-}
-
-template <bool BF16>
-__global__ void __launch_bounds__(MVM_WARPS * 32) k_matvec_mma(const MvArgs a, int nc) {
-#if defined(GW_MMA_AVAILABLE)
-  __shared__ float red[MVM_WARPS][16][8];
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int g = lane >> 2, t4 = lane & 3;
-  const int nchunks = (a.K + 31) / 32;
-  for (int tile = blockIdx.x; tile < (a.M + 15) / 16; tile += gridDim.x)
-  for (int batch = blockIdx.y; batch < a.batches; batch += gridDim.y) {
-    const int i12 = batch % a.ne12, i13 = batch / a.ne12;
-    const char* abase = a.A + (int64_t)(i12 / a.r2) * a.sa2 + (int64_t)(i13 / a.r3) * a.sa3;
-    const int r0 = min(tile * 16 + g, a.M - 1), r1 = min(tile * 16 + g + 8, a.M - 1);
-    const char* row0 = abase + (int64_t)r0 * a.lda;
-    const char* row1 = abase + (int64_t)r1 * a.lda;
-    const bool col_ok = g < nc;
-    const float* bcol = a.B + i12 * a.sb2 + i13 * a.sb3 + (int64_t)(col_ok ? g : 0) * a.ldb;
-    float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    for (int ch0 = warp * MVM_U; ch0 < nchunks; ch0 += MVM_WARPS * MVM_U) {
-      uint4 x[MVM_U], y[MVM_U];
-#pragma unroll
-      for (int u = 0; u < MVM_U; u++) {
-        // past the end of K the load is clamped to the row's last 8 elements (always valid) and
-        // the activations are zero, so every lane issues all its loads unconditionally
-        const int k = min((ch0 + u) * 32 + 8 * t4, a.K - 8);
-        x[u] = ldg_stream16(row0 + (int64_t)k * 2);
-        y[u] = ldg_stream16(row1 + (int64_t)k * 2);
-      }
-#pragma unroll
-      for (int u = 0; u < MVM_U; u++) {
-        const int k = (ch0 + u) * 32 + 8 * t4;
-        float4 f0 = make_float4(0, 0, 0, 0), f1 = make_float4(0, 0, 0, 0);
-        if (col_ok && ch0 + u < nchunks && k < a.K) {
-          f0 = __ldg(reinterpret_cast<const float4*>(bcol + k));
-          f1 = __ldg(reinterpret_cast<const float4*>(bcol + k + 4));
-        }
-        const uint32_t a0[4] = {x[u].x, y[u].x, x[u].y, y[u].y};
-        const uint32_t b0[2] = {pack2<BF16>(f0.x, f0.y), pack2<BF16>(f0.z, f0.w)};
-        mma16816<BF16>(c, a0, b0);
-        const uint32_t a1[4] = {x[u].z, y[u].z, x[u].w, y[u].w};
-        const uint32_t b1[2] = {pack2<BF16>(f1.x, f1.y), pack2<BF16>(f1.z, f1.w)};
-        mma16816<BF16>(c, a1, b1);
-      }
-    }
-    red[warp][g][2 * t4] = c[0];
-    red[warp][g][2 * t4 + 1] = c[1];
-    red[warp][g + 8][2 * t4] = c[2];
-    red[warp][g + 8][2 * t4 + 1] = c[3];
-    __syncthreads();
-    if (threadIdx.x < 128) {
-      const int m = threadIdx.x % 16, n = threadIdx.x / 16;
-      float s = 0.0f;
-#pragma unroll
-      for (int w = 0; w < MVM_WARPS; w++) s += red[w][m][n];
-      const int row = tile * 16 + m;
-      if (n < nc && row < a.M) a.D[i12 * a.sd2 + i13 * a.sd3 + (int64_t)n * a.ldd + row] = s;
-    }
-    __syncthreads();
-  }
-#endif
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -455,9 +376,6 @@ MmPlan plan_mul_mat(const Node& n, const DeviceCaps& caps, bool blas) {
   if (N <= g_options.matvec_max_cols && N <= 8) {
     if (dims_ok && a_rows_vec16(a) && d_cols_dense(d) && M > 0) {
       p.path = MmPlan::MATVEC;
-#if !defined(GW_HIP)
-      if ((a.type == F16 || a.type == BF16) && caps.cc >= 80 && g_options.matvec_tensor_cores) p.path = MmPlan::MATVEC_MMA;
-#endif
       convert_to(F32);
     } else {
       p.path = MmPlan::MATVEC_GENERIC;
@@ -525,8 +443,7 @@ void run_mul_mat(const Node& n, RunCtx& r) {
   }
   const int bes = type_size(B.type);
   switch (p.path) {
-    case MmPlan::MATVEC:
-    case MmPlan::MATVEC_MMA: {
+    case MmPlan::MATVEC: {
       MvArgs m;
       m.A = a.data;
       m.lda = a.nb[1];
@@ -546,17 +463,6 @@ void run_mul_mat(const Node& n, RunCtx& r) {
       m.r2 = r2;
       m.r3 = r3;
       m.batches = (int)batches;
-      if (p.path == MmPlan::MATVEC_MMA) {
-        static int resident_h = 0, resident_b = 0;
-        int& res = a.type == BF16 ? resident_b : resident_h;
-        if (!res) res = a.type == BF16 ? resident_blocks(k_matvec_mma<true>, MVM_WARPS * 32)
-                                       : resident_blocks(k_matvec_mma<false>, MVM_WARPS * 32);
-        const unsigned gy = (unsigned)std::min<int64_t>(batches, 65535);
-        const unsigned gx = balanced_grid((M + 15) / 16, std::max<int64_t>(1, (int64_t)res * r.caps->sms / gy));
-        if (a.type == BF16) GW_LAUNCH(r, k_matvec_mma<true>, dim3(gx, gy), MVM_WARPS * 32, 0, m, (int)N);
-        else GW_LAUNCH(r, k_matvec_mma<false>, dim3(gx, gy), MVM_WARPS * 32, 0, m, (int)N);
-        return;
-      }
       switch (a.type) {
         case F16: launch_matvec_t<gw_half>(r, m, (int)N); break;
         case BF16: launch_matvec_t<bf16_t>(r, m, (int)N); break;

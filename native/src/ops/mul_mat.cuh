@@ -7,7 +7,7 @@ namespace gw {
 
 /** How a MUL_MAT node runs, decided once for validation (scratch) and launch alike. */
 struct MmPlan {
-  enum Path { MATVEC, MATVEC_MMA, MATVEC_GENERIC, BLAS, MMA, SIMT } path;
+  enum Path { MATVEC, MATVEC_GENERIC, BLAS, MMA, SIMT } path;
   bool convert_b = false; // src1 is first copied into scratch as a contiguous tensor of type b_type
   int32_t b_type = F32;
   size_t scratch_b = 0;    // bytes of the converted src1
