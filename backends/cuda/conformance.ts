@@ -34,6 +34,8 @@ export interface OpOutcome {
   skipped: number;
   /** Cases ggml's CPU backend (the reference) does not run. */
   unrunnable: number;
+  /** The end of test-backend-ops' output for cases that gave no result. */
+  crashOutput: string[];
 }
 
 // deno-lint-ignore no-control-regex
@@ -88,17 +90,19 @@ function escapeRe(s: string): string {
  * Result lines: "  OP(params): OK", "  OP(params): [OP] NMSE = … > … FAIL", "  OP(params): not
  * supported [backend]". Values: "OK", "FAIL: detail" or "not supported".
  */
-function parseResults(op: string, out: string): Map<string, string> {
+export function parseResults(op: string, out: string): Map<string, string> {
   const res = new Map<string, string>();
-  const head = `  ${op}(`;
+  // a failing case's line may start with the error ("[SUM] ERR = … > …   SUM(params): FAIL")
+  const head = `${op}(`;
   for (const line of out.split("\n")) {
-    if (!line.startsWith(head)) continue;
+    const start = line.indexOf(head);
+    if (start < 0 || !(start === 2 || line.includes("FAIL"))) continue;
     const end = line.lastIndexOf("): ");
-    if (end < 0) continue;
-    const params = line.slice(head.length, end), rest = line.slice(end + 3).trim();
+    if (end < start) continue;
+    const params = line.slice(start + head.length, end), rest = line.slice(end + 3).trim();
     if (rest === "OK") res.set(params, "OK");
     else if (rest.includes("not supported")) res.set(params, "not supported");
-    else if (rest.includes("FAIL")) res.set(params, `FAIL: ${rest}`);
+    else if (rest.includes("FAIL")) res.set(params, `FAIL: ${line.slice(0, start).trim() || rest}`);
   }
   return res;
 }
@@ -121,13 +125,16 @@ export async function runOp(
     crashed: [],
     skipped: all.length - cases.length,
     unrunnable: 0,
+    crashOutput: [],
   };
   const env = { GW_RPC: server };
-  const runCases = async (list: string[]): Promise<{ results: Map<string, string>; died: boolean }> => {
+  const runCases = async (
+    list: string[],
+  ): Promise<{ results: Map<string, string>; died: boolean; out: string }> => {
     const re = `^(?:${list.map(escapeRe).join("|")})$`;
     const { code, out } = await run(tbo, ["test", "-o", op, "-b", "RPC0", "-p", re], env, 300_000);
     const results = parseResults(op, out);
-    return { results, died: code !== 0 && results.size < list.length };
+    return { results, died: code !== 0 && results.size < list.length, out };
   };
   for (let i = 0; i < cases.length; i += chunk) {
     const part = cases.slice(i, i + chunk);
@@ -139,7 +146,10 @@ export async function runOp(
         const r = await runCases([c]);
         const v = r.results.get(c);
         if (v) results.set(c, v);
-        else o.crashed.push(c);
+        else {
+          o.crashed.push(c);
+          o.crashOutput.push(`${c}: ${r.out.slice(-400)}`);
+        }
       }
     }
     for (const c of part) {
@@ -178,13 +188,14 @@ if (import.meta.main) {
       const o = await runOp(tbo, server, op, 24, filter);
       outcomes.push(o);
       if (json) await Deno.writeTextFile(json, JSON.stringify(outcomes, null, 2));
-      console.log(
-        `${op.padEnd(14)} ${o.passed}/${o.total} passed${
-          o.failed.length ? `, ${o.failed.length} failed` : ""
-        }${
-          o.crashed.length ? `, ${o.crashed.length} refused (connection ended)` : ""
-        } (${o.skipped} cases with other types not run)`,
-      );
+      const runnable = o.total - o.unrunnable;
+      const notes = [
+        o.failed.length ? `${o.failed.length} failed` : "",
+        o.crashed.length ? `${o.crashed.length} without a result (connection ended or client died)` : "",
+        o.unrunnable ? `${o.unrunnable} the CPU reference does not run` : "",
+        `${o.skipped} with other types not run`,
+      ].filter((x) => x);
+      console.log(`${op.padEnd(14)} ${o.passed}/${runnable} passed (${notes.join("; ")})`);
     }
   }));
   outcomes.sort((a, b) => ops.indexOf(a.op) - ops.indexOf(b.op));

@@ -94,11 +94,11 @@ Deno.test({
     assertEquals(verdict(gr), null);
     gr.ne[0] = 32;
     assert.match(verdict(gr) ?? "", /dst shape/);
-    // FLASH_ATTN_EXT: head sizes above 256, K/V key counts
+    // FLASH_ATTN_EXT: head sizes above 576, K/V key counts
     const fa = b.flashAttnExt(
-      b.newTensor(F32, [512, 1, 2, 1]),
-      b.newTensor(F16, [512, 32, 2, 1]),
-      b.newTensor(F16, [512, 32, 2, 1]),
+      b.newTensor(F32, [640, 1, 2, 1]),
+      b.newTensor(F16, [640, 32, 2, 1]),
+      b.newTensor(F16, [640, 32, 2, 1]),
       null,
       0.1,
     );
@@ -146,6 +146,9 @@ Deno.test({
     assertOk(verdict(q) !== null);
     const bad = opNode(b, 200, F32, [4], [b.newTensor(F32, [4])]);
     assert.match(verdict(bad) ?? "", /not a ggml op/);
+    // SUM of strided rows: ggml's CPU backend reads rows as packed, so it is refused (as ggml-cuda does)
+    const sum = opNode(b, GgmlOp.SUM, F32, [1], [b.transpose(b.newTensor(F32, [33, 16]))]);
+    assert.match(verdict(sum) ?? "", /contiguous/);
     // a zero-sized source is refused where it would reach a kernel
     const z = opNode(b, GgmlOp.ADD, F32, [4, 2], [b.newTensor(F32, [4, 2]), b.newTensor(F32, [4, 0])]);
     assert.match(verdict(z) ?? "", /empty/);

@@ -30,6 +30,9 @@ bool check_sum_rows(const Node& n, CheckCtx& c) {
   if (!require_src(n, c, 1)) return false;
   const Tensor &s = n.src[0], &d = n.dst;
   if (!is_float(s.type) || !is_float(d.type)) return c.fail("unsupported types");
+  // ggml sums rows as packed runs of ne0 elements; with other strides its CPU backend computes
+  // something else, so (like ggml-cuda) such a source is refused rather than answered differently
+  if (!is_contiguous_rows(s)) return c.fail("rows must be contiguous");
   if (d.ne[0] != 1 || d.ne[1] != s.ne[1] || d.ne[2] != s.ne[2] || d.ne[3] != s.ne[3]) return c.fail("dst must be [1, rows]");
   return true;
 }
@@ -70,6 +73,7 @@ __global__ void k_sum_final(const float* partial, int count, const Tensor d) {
 bool check_sum(const Node& n, CheckCtx& c) {
   if (!require_src(n, c, 1)) return false;
   if (!is_float(n.src[0].type) || !is_float(n.dst.type)) return c.fail("unsupported types");
+  if (!is_contiguous_rows(n.src[0])) return c.fail("rows must be contiguous (as ggml-cuda requires)");
   if (n.dst.nelements() != 1) return c.fail("dst must be a scalar");
   c.scratch = kSumBlocks * sizeof(float);
   return true;
