@@ -1,16 +1,14 @@
 /**
  * The inner loops of the matrix kernels (MUL_MAT, MUL_MAT_ID, OUT_PROD, FLASH_ATTN_EXT): dot
- * products and a 4×4 register-blocked micro-kernel over f32 (or f16) arrays with offsets, summed in
- * double. Kept apart from the op files so that a WebAssembly SIMD version can replace them one by
- * one without touching the ops.
+ * products and a 4×4 register-blocked micro-kernel over f32 arrays with offsets (and f16 weights
+ * read in place), summed in double. Each function sees one array type only, so V8 keeps its loads
+ * monomorphic. Kept apart from the op files so that a WebAssembly SIMD version can replace them
+ * one by one without touching the ops.
  * @module
  */
 
-/** An array of f32 values, or of f16 values read as numbers. */
-export type Floats = Float32Array | Float16Array;
-
 /** Σ a[ao+k]·b[bo+k] for k < n. */
-export function dot(a: Floats, ao: number, b: Float32Array, bo: number, n: number): number {
+export function dot(a: Float32Array, ao: number, b: Float32Array, bo: number, n: number): number {
   let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   let k = 0;
   for (; k + 3 < n; k += 4) {
@@ -21,6 +19,63 @@ export function dot(a: Floats, ao: number, b: Float32Array, bo: number, n: numbe
   }
   for (; k < n; k++) s0 += a[ao + k] * b[bo + k];
   return (s0 + s1) + (s2 + s3);
+}
+
+/**
+ * Two dot products sharing b: out[0] = Σ a[a0+k]·b[bo+k], out[1] = Σ a[a1+k]·b[bo+k] (the rows
+ * of f32 weights against one column: reads b once for two rows).
+ */
+export function dot2(
+  a: Float32Array,
+  a0: number,
+  a1: number,
+  b: Float32Array,
+  bo: number,
+  n: number,
+  out: Float64Array,
+): void {
+  let s0 = 0, s1 = 0, t0 = 0, t1 = 0;
+  let k = 0;
+  for (; k + 1 < n; k += 2) {
+    const y0 = b[bo + k], y1 = b[bo + k + 1];
+    s0 += a[a0 + k] * y0;
+    s1 += a[a0 + k + 1] * y1;
+    t0 += a[a1 + k] * y0;
+    t1 += a[a1 + k + 1] * y1;
+  }
+  for (; k < n; k++) {
+    s0 += a[a0 + k] * b[bo + k];
+    t0 += a[a1 + k] * b[bo + k];
+  }
+  out[0] = s0 + s1;
+  out[1] = t0 + t1;
+}
+
+/** {@linkcode dot2} for f16 weights read in place. */
+export function dot2F16(
+  a: Float16Array,
+  a0: number,
+  a1: number,
+  b: Float32Array,
+  bo: number,
+  n: number,
+  out: Float64Array,
+): void {
+  let s0 = 0, s1 = 0, t0 = 0, t1 = 0;
+  let k = 0;
+  for (; k + 1 < n; k += 2) {
+    const y0 = b[bo + k], y1 = b[bo + k + 1];
+    s0 += a[a0 + k] * y0;
+    s1 += a[a0 + k + 1] * y1;
+    t0 += a[a1 + k] * y0;
+    t1 += a[a1 + k + 1] * y1;
+  }
+  for (; k < n; k++) {
+    s0 += a[a0 + k] * b[bo + k];
+    t0 += a[a1 + k] * b[bo + k];
+  }
+  out[0] = s0 + s1;
+  out[1] = t0 + t1;
 }
 
 /**

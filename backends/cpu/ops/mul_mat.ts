@@ -14,7 +14,7 @@ import { GgmlType } from "../../../protocol/graph/types.ts";
 import type { Tensor } from "../../../protocol/graph/tensor.ts";
 import { roundBf16 } from "../numeric.ts";
 import { partRange, TensorData } from "../tensor_data.ts";
-import { dot, dot4x4, type Floats } from "../vec.ts";
+import { dot, dot2, dot2F16, dot4x4 } from "../vec.ts";
 import { defineKernels } from "./registry.ts";
 
 const { F32, F16, BF16 } = GgmlType;
@@ -52,7 +52,12 @@ export function readRows(
  * Where row `r` of matrix (i2, i3) of `T` can be read in place as dense floats: [array, offset], or
  * null when it must be converted first (bf16, strided or misaligned rows).
  */
-export function directRow(T: TensorData, r: number, i2: number, i3: number): [Floats, number] | null {
+export function directRow(
+  T: TensorData,
+  r: number,
+  i2: number,
+  i3: number,
+): [Float32Array | Float16Array, number] | null {
   if (!T.aligned || T.s0 !== 1) return null;
   if (T.type === F32) return [T.views.f32, T.idx(0, r, i2, i3)];
   if (T.type === F16) return [T.views.f16, T.idx(0, r, i2, i3)];
@@ -71,13 +76,12 @@ function supports(n: Tensor): boolean {
 /** Scratch arrays of {@linkcode panelProduct} for K-long rows. */
 export interface PanelScratch {
   ap: Float32Array;
-  ar: Float32Array;
   acc: Float64Array;
 }
 
 /** Scratch for rows of length `k`. */
 export function panelScratch(k: number): PanelScratch {
-  return { ap: new Float32Array(4 * k), ar: new Float32Array(k), acc: new Float64Array(16) };
+  return { ap: new Float32Array(4 * k), acc: new Float64Array(16) };
 }
 
 /**
@@ -124,12 +128,23 @@ export function panelProduct(
       }
     }
   }
-  for (; i < m1; i++) {
-    let arr: Floats = s.ar, o = 0;
-    const d = directRow(A, i, a2, a3);
-    if (d) [arr, o] = d;
-    else A.readRow(s.ar, i, a2, a3);
-    for (let j = 0; j < cols; j++) C[j * mp + i - m0] = dot(arr, o, Bd, j * K, K);
+  // fewer than 4 columns (or the last rows): two rows at a time against each column
+  const a2o = s.acc;
+  for (; i < m1; i += 2) {
+    const two = i + 1 < m1;
+    const d0 = directRow(A, i, a2, a3), d1 = two ? directRow(A, i + 1, a2, a3) : null;
+    for (let j = 0; j < cols; j++) {
+      if (d0 && d0[0] instanceof Float16Array) {
+        dot2F16(d0[0], d0[1], d1 ? d1[1] : d0[1], Bd, j * K, K, a2o);
+      } else if (d0) {
+        dot2(d0[0] as Float32Array, d0[1], d1 ? d1[1] : d0[1], Bd, j * K, K, a2o);
+      } else {
+        if (j === 0) readRows(A, a2, a3, i, two ? i + 2 : i + 1, s.ap);
+        dot2(s.ap, 0, two ? K : 0, Bd, j * K, K, a2o);
+      }
+      C[j * mp + i - m0] = a2o[0];
+      if (two) C[j * mp + i + 1 - m0] = a2o[1];
+    }
   }
 }
 
