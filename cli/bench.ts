@@ -19,6 +19,7 @@ import { formatBytes, markdownTable } from "./format.ts";
 /** Help text of bench. */
 export const BENCH_HELP = `Usage: graphwire bench [options]
        graphwire bench ops [options]     op-level benchmarks (see "bench ops --help")
+       graphwire bench mul-mat SERVERS   one MUL_MAT on ggml RPC servers side by side
 
 Benches a llama-family model (deterministic random weights) the way llama-bench does, on local
 devices or ggml RPC servers, and reports what crossed the wire per token. With no options it
@@ -244,6 +245,10 @@ export async function benchMain(argv: string[]): Promise<number> {
       throw new Error(`the op bench (bench/ops.ts) could not be loaded: ${(e as Error).message}`);
     }
     return await mod.benchOpsMain(argv.slice(1));
+  }
+  if (argv[0] === "mul-mat") {
+    const { benchMulMatMain } = await import("../bench/mul_mat_rpc.ts");
+    return await benchMulMatMain(argv.slice(1));
   }
   const args = argv.map((a) => TWO_LETTER[a] ?? a);
   const { values, positionals } = parseArgs(args, {
