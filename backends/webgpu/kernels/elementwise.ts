@@ -1,0 +1,292 @@
+/**
+ * Element-wise ops on WebGPU — ADD SUB MUL DIV (src1 broadcast), ADD1, ADD_ID, ACC, SCALE, SQR SQRT
+ * LOG SIN COS, CLAMP, LEAKY_RELU — and {@linkcode mapKernel}, the one-output-element-per-index
+ * template the other simple families (unary, glu, copy, rows, layout, generators) build on.
+ *
+ * The template: an invocation computes `val(i0, i1, i2, i3)` (a WGSL function the family writes,
+ * reading its sources through `at_sK` / `bc_sK`) for output coordinates and stores it. f32 and i32
+ * outputs take one element per invocation. A contiguous f16/bf16 output takes one u32 word per
+ * invocation (two neighbouring elements, a half outside the tensor kept as it was), so no two
+ * invocations write one word; a strided f16/bf16 output is stored through atomics.
+ * What ops and types are claimed follows the CPU reference device's table (whatever ggml's CPU
+ * runs) intersected with what these kernels compute.
+ * @module
+ */
+
+import { type Dims, nelements, opF32, opI32, type Tensor } from "../../../protocol/graph/tensor.ts";
+import { GgmlType } from "../../../protocol/graph/types.ts";
+import { KERNELS as CPU_KERNELS } from "../../cpu/ops/mod.ts";
+import { kernelKey } from "./registry.ts";
+import {
+  type BuildContext,
+  declareTensor,
+  type Dispatch,
+  elemSize,
+  elemStrides,
+  type Field,
+  grid,
+  HALF_HELPERS,
+  type Kernel,
+  LINEAR_WG,
+  packFields,
+  paramStruct,
+} from "./kernel.ts";
+import { defineKernels } from "./registry.ts";
+
+const { F32, F16, BF16, I32, I64 } = GgmlType;
+
+/** Types the map template loads and stores. */
+const MAP_TYPES: ReadonlySet<number> = new Set([F32, F16, BF16, I32]);
+
+/** Invocations per workgroup of the template. */
+const WG = 64;
+
+/** What {@linkcode mapKernel} needs. */
+export interface MapSpec {
+  /** Variant name (profiles, errors). */
+  key: string;
+  /** The tensor written (binding 0), `d` in WGSL. */
+  dst: Tensor;
+  /** Sources bound as s0, s1, … (bindings 1, 2, …). */
+  srcs: Tensor[];
+  /** Output coordinates run over this shape (default: dst.ne). */
+  ne?: Dims;
+  /**
+   * Where output element [i0..i3] is stored: extra element offset and element strides (default:
+   * dst's own). Used by ACC/SET to write a view described by op_params.
+   */
+  view?: { off: number; strides: Dims };
+  /** Extra parameters, read as `p.NAME`. */
+  fields?: Field[];
+  /** Extra WGSL (helper functions). */
+  helpers?: string;
+  /**
+   * Body of `fn val(i0: u32, i1: u32, i2: u32, i3: u32) -> T` where T is f32 (i32 for an i32
+   * output). Sources: `at_sK(i0, i1, i2, i3)` (element at coordinates), `bc_sK(...)` (coordinates
+   * taken modulo sK's shape: broadcast), `ld_sK(i)` (element i of the binding; add `p.sK_off`),
+   * `p.sK_ne0..3`, `p.sK_nb0..3` (element strides); the output shape `p.ne0..3`.
+   */
+  body: string;
+}
+
+/** Whether `t` can be bound by the template (a type it knows, whole-element strides). */
+export function mapBindable(t: Tensor | null): t is Tensor {
+  return !!t && (MAP_TYPES.has(t.type) || t.type === I64) && elemStrides(t) !== null;
+}
+
+function contiguousOut(dst: Tensor, ne: Dims, view?: { strides: Dims }): boolean {
+  const s = view ? view.strides : elemStrides(dst)!;
+  let want = 1;
+  for (let i = 0; i < 4; i++) {
+    if (ne[i] !== 1 && s[i] !== want) return false;
+    want *= ne[i];
+  }
+  return true;
+}
+
+/** The dispatch computing `spec` (see {@linkcode MapSpec}). */
+export function mapKernel(spec: MapSpec, ctx: BuildContext): Dispatch {
+  const { dst, srcs } = spec;
+  const ne = spec.ne ?? dst.ne;
+  const n = nelements({ ne });
+  const half = dst.type === F16 || dst.type === BF16;
+  const packed = half && contiguousOut(dst, ne, spec.view);
+  const atomic = half && !packed;
+  const sd = spec.view ? spec.view.strides : elemStrides(dst)!;
+  const dOff = ctx.elemOffset(dst) + (spec.view?.off ?? 0);
+  const fields: Field[] = [
+    ["n", "u32", n],
+    ["d_off", "u32", dOff],
+    ["ne0", "u32", ne[0]],
+    ["ne1", "u32", ne[1]],
+    ["ne2", "u32", ne[2]],
+    ["ne3", "u32", ne[3]],
+    ["sd0", "u32", sd[0]],
+    ["sd1", "u32", sd[1]],
+    ["sd2", "u32", sd[2]],
+    ["sd3", "u32", sd[3]],
+  ];
+  srcs.forEach((s, k) => {
+    const st = elemStrides(s)!;
+    fields.push([`s${k}_off`, "u32", ctx.elemOffset(s)]);
+    for (let i = 0; i < 4; i++) fields.push([`s${k}_ne${i}`, "u32", s.ne[i]]);
+    for (let i = 0; i < 4; i++) fields.push([`s${k}_nb${i}`, "u32", st[i]]);
+  });
+  fields.push(...(spec.fields ?? []));
+  const T = dst.type === I32 ? "i32" : "f32";
+  let code = HALF_HELPERS + declareTensor("d", dst.type, 0, true, atomic);
+  srcs.forEach((s, k) => {
+    const name = `s${k}`;
+    const R = s.type === I32 || s.type === I64 ? "i32" : "f32";
+    code += declareTensor(name, s.type, k + 1, false);
+    code += `fn at_${name}(i0: u32, i1: u32, i2: u32, i3: u32) -> ${R} { return ld_${name}(p.${name}_off + ` +
+      `i0 * p.${name}_nb0 + i1 * p.${name}_nb1 + i2 * p.${name}_nb2 + i3 * p.${name}_nb3); }\n`;
+    code +=
+      `fn bc_${name}(i0: u32, i1: u32, i2: u32, i3: u32) -> ${R} { return at_${name}(i0 % p.${name}_ne0, ` +
+      `i1 % p.${name}_ne1, i2 % p.${name}_ne2, i3 % p.${name}_ne3); }\n`;
+  });
+  code += paramStruct("Params", fields);
+  code += `@group(0) @binding(${srcs.length + 1}) var<uniform> p: Params;\n`;
+  code += spec.helpers ?? "";
+  code += `fn val(i0: u32, i1: u32, i2: u32, i3: u32) -> ${T} {\n${spec.body}\n}\n`;
+  code += `fn at_out(e: u32) -> ${T} {
+  let i0 = e % p.ne0; let r1 = e / p.ne0; let i1 = r1 % p.ne1; let r2 = r1 / p.ne1;
+  let i2 = r2 % p.ne2; let i3 = r2 / p.ne2;
+  return val(i0, i1, i2, i3);
+}
+fn out_index(e: u32) -> u32 {
+  let i0 = e % p.ne0; let r1 = e / p.ne0; let i1 = r1 % p.ne1; let r2 = r1 / p.ne1;
+  let i2 = r2 % p.ne2; let i3 = r2 / p.ne2;
+  return p.d_off + i0 * p.sd0 + i1 * p.sd1 + i2 * p.sd2 + i3 * p.sd3;
+}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  ${LINEAR_WG}
+  let k = lin * ${WG}u + li;
+`;
+  let units = n;
+  if (packed) {
+    // one word per invocation: elements e0 = 2k - r and e0 + 1, r = parity of the first element
+    units = Math.ceil((n + (dOff & 1)) / 2);
+    code += `  let r = p.d_off & 1u;
+  if (2u * k >= p.n + r) { return; }
+  let keepLo = k == 0u && r == 1u;
+  let e0 = 2u * k - r;
+  let keepHi = e0 + 1u >= p.n;
+  var lo = 0.0; var hi = 0.0;
+  if (!keepLo) { lo = at_out(e0); }
+  if (!keepHi) { hi = at_out(e0 + 1u); }
+  stw_d((p.d_off - r) / 2u + k, lo, hi, keepLo, keepHi);
+}
+`;
+  } else {
+    code += `  if (k >= p.n) { return; }
+  st_d(out_index(k), at_out(k));
+}
+`;
+  }
+  const groups = grid(Math.ceil(units / WG)) ?? [0, 1, 1];
+  return {
+    key: spec.key,
+    code,
+    bindings: [{ tensor: dst, write: true, atomic }, ...srcs.map((t) => ({ tensor: t, write: false }))],
+    params: packFields(fields),
+    groups: n === 0 ? [0, 1, 1] : groups,
+  };
+}
+
+/** The CPU reference's `supports` for `node` (what ggml's CPU runs). */
+export function cpuSupports(node: Tensor): boolean {
+  const k = CPU_KERNELS.get(kernelKey(node));
+  return !!k && k.supports(node);
+}
+
+/** Whether the node and its sources (up to `nsrc`) are bindable by the template. */
+export function mapNode(node: Tensor, nsrc: number): boolean {
+  if (!MAP_TYPES.has(node.type) || !elemStrides(node)) return false;
+  for (let i = 0; i < nsrc; i++) if (!mapBindable(node.src[i])) return false;
+  return true;
+}
+
+/** A kernel of one map dispatch over dst with sources src[0..nsrc): `body` as in MapSpec. */
+export function simpleMap(
+  nsrc: number,
+  body: (n: Tensor) => string,
+  fields?: (n: Tensor) => Field[],
+  extra?: (n: Tensor) => boolean,
+): Kernel {
+  return {
+    supports: (n) => cpuSupports(n) && mapNode(n, nsrc) && (!extra || extra(n)),
+    build: (n, ctx) => [
+      mapKernel({
+        key: kernelKey(n),
+        dst: n,
+        srcs: n.src.slice(0, nsrc) as Tensor[],
+        body: body(n),
+        fields: fields?.(n),
+      }, ctx),
+    ],
+  };
+}
+
+const binary = (op: string) =>
+  simpleMap(2, () => `return at_s0(i0, i1, i2, i3) ${op} bc_s1(i0, i1, i2, i3);`);
+
+/** Unary math of one f32 `x`, converted to and from the storage type. */
+const unaryMath = (expr: string) => simpleMap(1, () => `let x = at_s0(i0, i1, i2, i3);\n  return ${expr};`);
+
+/** ACC: dst = src0, then dst's op_params view += src1 (reading src0 through the same view). */
+const acc: Kernel = {
+  supports: (n) => cpuSupports(n) && mapNode(n, 2) && accView(n) !== null,
+  build: (n, ctx) => {
+    const a = n.src[0]!, b = n.src[1]!;
+    const v = accView(n)!;
+    const out: Dispatch[] = [];
+    const inplace = opI32(n, 4) !== 0;
+    if (!inplace) {
+      out.push(mapKernel({ key: "ACC_copy", dst: n, srcs: [a], body: "return at_s0(i0, i1, i2, i3);" }, ctx));
+    }
+    // src0 through the view: its own element offset plus the view's, with the view's strides
+    out.push(mapKernel({
+      key: "ACC_add",
+      dst: n,
+      srcs: [a, b],
+      ne: [...b.ne],
+      view: v,
+      fields: [["v_off", "u32", v.off], ["v1", "u32", v.strides[1]], ["v2", "u32", v.strides[2]], [
+        "v3",
+        "u32",
+        v.strides[3],
+      ]],
+      body: "return ld_s0(p.s0_off + p.v_off + i0 + i1 * p.v1 + i2 * p.v2 + i3 * p.v3) + " +
+        "at_s1(i0, i1, i2, i3);",
+    }, ctx));
+    return out;
+  },
+};
+
+/** The element view ACC/SET write (op_params nb1, nb2, nb3, offset in bytes), or null if not whole. */
+export function accView(n: Tensor): { off: number; strides: Dims } | null {
+  const es = elemSize(n.type);
+  const b = [opI32(n, 0), opI32(n, 1), opI32(n, 2), opI32(n, 3)];
+  if (b.some((x) => x < 0 || x % es !== 0)) return null;
+  return { off: b[3] / es, strides: [1, b[0] / es, b[1] / es, b[2] / es] };
+}
+
+defineKernels({
+  ADD: binary("+"),
+  SUB: binary("-"),
+  MUL: binary("*"),
+  DIV: binary("/"),
+  ADD1: simpleMap(2, () => "return at_s0(i0, i1, i2, i3) + at_s1(0u, 0u, 0u, 0u);"),
+  ADD_ID: simpleMap(
+    3,
+    () => "let id = u32(at_s2(i1, i2, 0u, 0u));\n  return at_s0(i0, i1, i2, i3) + at_s1(i0, id, 0u, 0u);",
+  ),
+  ACC: acc,
+  SCALE: simpleMap(
+    1,
+    (n) =>
+      opF32(n, 1) === 0
+        ? "return at_s0(i0, i1, i2, i3) * p.s;"
+        : "return fma(at_s0(i0, i1, i2, i3), p.s, p.b);",
+    (n) => [["s", "f32", opF32(n, 0)], ["b", "f32", opF32(n, 1)]],
+  ),
+  SQR: unaryMath("x * x"),
+  SQRT: unaryMath("sqrt(x)"),
+  LOG: unaryMath("log(x)"),
+  SIN: unaryMath("sin(x)"),
+  COS: unaryMath("cos(x)"),
+  CLAMP: simpleMap(
+    1,
+    () => "let x = at_s0(i0, i1, i2, i3);\n  return select(max(min(x, p.hi), p.lo), p.hi, x != x);",
+    (n) => [["lo", "f32", opF32(n, 0)], ["hi", "f32", opF32(n, 1)]],
+  ),
+  LEAKY_RELU: simpleMap(
+    1,
+    () =>
+      "let x = at_s0(i0, i1, i2, i3);\n  return select(0.0, x, x > 0.0) + p.ns * select(0.0, x, x < 0.0);",
+    (n) => [["ns", "f32", opF32(n, 0)]],
+  ),
+});
