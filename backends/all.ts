@@ -7,5 +7,6 @@
 import "./cpu/mod.ts";
 import "./cuda/mod.ts";
 import "./rpc/mod.ts";
+import "./webgpu/mod.ts";
 
 export * from "./registry.ts";

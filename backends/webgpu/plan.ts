@@ -1,0 +1,206 @@
+/**
+ * WebGPU plans: for a graph, once, every node's dispatches with their pipelines (cached on the
+ * device per shader variant), bind groups, workgroup counts, and every dispatch's parameters packed
+ * into ONE uniform buffer that dispatches read through dynamic offsets. A run encodes one compute
+ * pass in one command encoder and submits it — it never waits. An update with a graph of the same
+ * structure rebuilds the dispatch descriptions (cheap, CPU only), rewrites only the parameter bytes
+ * that changed (one writeBuffer over the changed span) and recreates only the bind groups whose
+ * bound ranges changed; running it again (GRAPH_RECOMPUTE) allocates nothing per node beyond what
+ * the encoder records.
+ *
+ * Bindings: a tensor is bound at its offset rounded down to minStorageBufferOffsetAlignment over its
+ * byte range rounded up to whole words (kernels get the remainder through BindInfo). Where a read
+ * binding shares its GPU buffer with a written binding of the same dispatch, both are bound writable
+ * (the read declaration is rewritten to read_write), since WebGPU forbids read-only and writable
+ * uses of one buffer in one dispatch.
+ * @module
+ */
+
+import { DeviceError } from "../../protocol/errors.ts";
+import type { Graph } from "../../protocol/graph/graph.ts";
+import { VIEW_OPS } from "../../protocol/graph/ops.ts";
+import { describeNode, nbytes, type Tensor } from "../../protocol/graph/tensor.ts";
+import type { Plan } from "../device.ts";
+import type { WebGpuBuffer } from "./buffer.ts";
+import type { WebGpuDevice } from "./device.ts";
+import { type BuildContext, type Dispatch, elemSize, MAX_PARAM_BYTES } from "./kernels/kernel.ts";
+
+interface Step {
+  node: Tensor;
+  label: string;
+  code: string;
+  layoutKey: string;
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  sig: string;
+  groups: [number, number, number];
+}
+
+interface Range {
+  buffer: WebGpuBuffer;
+  start: number;
+  size: number;
+}
+
+const roundUp4 = (x: number) => Math.ceil(x / 4) * 4;
+
+/** A graph prepared for the WebGPU device. */
+export class WebGpuPlan implements Plan {
+  graph: Graph;
+  readonly device: WebGpuDevice;
+  #steps: Step[] = [];
+  #slot: number;
+  #params: Uint8Array<ArrayBuffer> = new Uint8Array(0);
+  #paramBuf: GPUBuffer | null = null;
+  #ctx: BuildContext;
+
+  private constructor(device: WebGpuDevice, graph: Graph) {
+    this.device = device;
+    this.graph = graph;
+    this.#slot = Math.max(
+      MAX_PARAM_BYTES,
+      Math.ceil(MAX_PARAM_BYTES / device.uniformAlign) * device.uniformAlign,
+    );
+    const align = device.storageAlign;
+    this.#ctx = {
+      caps: device.caps,
+      byteOffset: (t) => t.offset - Math.floor(t.offset / align) * align,
+      elemOffset: (t) => Math.floor((t.offset - Math.floor(t.offset / align) * align) / elemSize(t.type)),
+    };
+  }
+
+  /** Builds the plan of `graph` (every node supported). */
+  static async create(device: WebGpuDevice, graph: Graph): Promise<WebGpuPlan> {
+    const p = new WebGpuPlan(device, graph);
+    await p.#build(graph, null);
+    return p;
+  }
+
+  /** Re-targets the plan at a graph of the same structure. */
+  async update(graph: Graph): Promise<WebGpuPlan> {
+    await this.#build(graph, this.#steps);
+    this.graph = graph;
+    return this;
+  }
+
+  /** Encodes every dispatch in one compute pass and submits; does not wait. */
+  run(): void {
+    if (!this.#steps.length) return;
+    const enc = this.device.gpu.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    const off = [0];
+    const steps = this.#steps;
+    for (let i = 0; i < steps.length; i++) {
+      const s = steps[i];
+      pass.setPipeline(s.pipeline);
+      off[0] = i * this.#slot;
+      pass.setBindGroup(0, s.bindGroup, off);
+      pass.dispatchWorkgroups(s.groups[0], s.groups[1], s.groups[2]);
+    }
+    pass.end();
+    this.device.gpu.queue.submit([enc.finish()]);
+  }
+
+  /** Releases the parameter buffer. */
+  free(): void {
+    this.#paramBuf?.destroy();
+    this.#paramBuf = null;
+    this.#steps = [];
+  }
+
+  #range(t: Tensor): Range {
+    const buffer = t.buffer as WebGpuBuffer | null;
+    if (!buffer || buffer.device !== this.device) {
+      throw new DeviceError(`webgpu: tensor "${t.name}" has no buffer on ${this.device.name}`);
+    }
+    const align = this.device.storageAlign;
+    const start = Math.floor(t.offset / align) * align;
+    const end = Math.min(roundUp4(t.offset + Math.max(nbytes(t), elemSize(t.type))), buffer.gpu.size);
+    return { buffer, start, size: Math.max(4, end - start) };
+  }
+
+  async #build(graph: Graph, old: Step[] | null): Promise<void> {
+    const dispatches: { node: Tensor; d: Dispatch }[] = [];
+    for (const node of graph.nodes) {
+      if (VIEW_OPS.has(node.op) || nbytes(node) === 0) continue;
+      const k = this.device.requireKernel(node);
+      for (const d of k.build(node, this.#ctx)) {
+        if (d.groups[0] === 0 || d.groups[1] === 0 || d.groups[2] === 0) continue;
+        if (d.params.byteLength > MAX_PARAM_BYTES) {
+          throw new DeviceError(`webgpu: kernel ${d.key} has ${d.params.byteLength} bytes of parameters`);
+        }
+        dispatches.push({ node, d });
+      }
+    }
+    if (old && old.length !== dispatches.length) old = null;
+    const size = Math.max(1, dispatches.length) * this.#slot;
+    const fresh = !this.#paramBuf || this.#paramBuf.size < size;
+    if (fresh) {
+      this.#paramBuf?.destroy();
+      this.#paramBuf = this.device.gpu.createBuffer({
+        size,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      });
+      this.#params = new Uint8Array(size);
+    }
+    let lo = fresh ? 0 : Infinity, hi = fresh ? size : 0;
+    const steps: Step[] = [];
+    for (let i = 0; i < dispatches.length; i++) {
+      const { node, d } = dispatches[i];
+      const ranges = d.bindings.map((b) => this.#range(b.tensor));
+      // writable-binding aliasing: every binding of a written buffer is bound writable
+      const written = new Set<WebGpuBuffer>();
+      d.bindings.forEach((b, k) => b.write && written.add(ranges[k].buffer));
+      let code = d.code;
+      let layoutKey = "";
+      d.bindings.forEach((b, k) => {
+        if (b.write) layoutKey += "w";
+        else if (written.has(ranges[k].buffer)) {
+          layoutKey += "w";
+          code = code.replace(
+            `@group(0) @binding(${k}) var<storage, read>`,
+            `@group(0) @binding(${k}) var<storage, read_write>`,
+          );
+        } else layoutKey += "r";
+      });
+      const sig = ranges.map((r) => `${r.buffer.id}:${r.start}:${r.size}`).join(",") + "|" + layoutKey;
+      const prev = old?.[i];
+      const pipeline = prev && prev.code === code && prev.layoutKey === layoutKey
+        ? prev.pipeline
+        : await this.device.pipeline(code, layoutKey, d.key);
+      let bindGroup: GPUBindGroup;
+      if (prev && prev.sig === sig && prev.layoutKey === layoutKey && !fresh) bindGroup = prev.bindGroup;
+      else {
+        const entries: GPUBindGroupEntry[] = ranges.map((r, k) => ({
+          binding: k,
+          resource: { buffer: r.buffer.gpu, offset: r.start, size: r.size },
+        }));
+        entries.push({
+          binding: ranges.length,
+          resource: { buffer: this.#paramBuf!, offset: 0, size: MAX_PARAM_BYTES },
+        });
+        bindGroup = this.device.gpu.createBindGroup({
+          layout: this.device.layout(layoutKey).group,
+          entries,
+          label: `${d.key} ${describeNode(node)}`,
+        });
+      }
+      // parameters: compare and copy into the slot
+      const at = i * this.#slot;
+      const src = new Uint8Array(d.params.buffer, d.params.byteOffset, d.params.byteLength);
+      let same = !fresh;
+      for (let j = 0; j < src.length && same; j++) if (this.#params[at + j] !== src[j]) same = false;
+      if (!same) {
+        this.#params.set(src, at);
+        lo = Math.min(lo, at);
+        hi = Math.max(hi, at + src.length);
+      }
+      steps.push({ node, label: d.key, code, layoutKey, pipeline, bindGroup, sig, groups: d.groups });
+    }
+    if (hi > lo) {
+      const a = Math.floor(lo / 4) * 4, b = roundUp4(hi);
+      this.device.gpu.queue.writeBuffer(this.#paramBuf!, a, this.#params, a, b - a);
+    }
+    this.#steps = steps;
+  }
+}
