@@ -6,19 +6,18 @@
 
 import { GgmlType } from "../../../protocol/graph/types.ts";
 import { nelements, opI32, sameShape, type Tensor } from "../../../protocol/graph/tensor.ts";
+import { at, entry, tensorFields } from "./access.ts";
 import {
-  at,
   type BindInfo,
-  declare,
+  declareTensor,
   type Dispatch,
   elemStrides,
-  entry,
   type Field,
   grid,
   packFields,
   paramStruct,
-  tensorFields,
-} from "./access.ts";
+} from "./kernel.ts";
+import { defineKernels } from "./registry.ts";
 
 const { F32 } = GgmlType;
 const WG = 256;
@@ -43,7 +42,7 @@ export function diagMaskInfDispatch(n: Tensor, info: BindInfo): Dispatch {
     ["n_past", "u32", opI32(n, 0)],
     ["ninf", "u32", 0xff800000],
   ];
-  const code = paramStruct("P", fields) + declare("a", F32, 0, "read") +
+  const code = paramStruct("P", fields) + declareTensor("a", F32, 0, false) +
     `@group(0) @binding(1) var<storage, read_write> d: array<f32>;\n` +
     `@group(0) @binding(2) var<uniform> p: P;\n` + entry(WG) +
     `  let e = lin * ${WG}u + t;\n  if (e >= p.total) { return; }\n` +
@@ -60,3 +59,10 @@ export function diagMaskInfDispatch(n: Tensor, info: BindInfo): Dispatch {
     groups: grid(Math.ceil(nelements(n) / WG))!,
   };
 }
+
+defineKernels({
+  DIAG_MASK_INF: {
+    supports: (n) => supportsDiagMaskInf(n),
+    build: (n, ctx) => [diagMaskInfDispatch(n, ctx)],
+  },
+});

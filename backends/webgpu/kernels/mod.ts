@@ -5,5 +5,12 @@
  */
 
 import "./elementwise.ts";
+import "./diag_mask.ts";
+import "./mul_mat.ts";
+import "./norm.ts";
+import "./reduce.ts";
+import "./rope.ts";
+import "./softmax.ts";
+import "./sort.ts";
 
 export { kernelFor, kernelKey, KERNELS } from "./registry.ts";

@@ -18,7 +18,7 @@ import { GgmlType, typeName } from "../../../protocol/graph/types.ts";
 import type { Tensor } from "../../../protocol/graph/tensor.ts";
 import {
   type BindInfo,
-  declare,
+  declareTensor,
   type Dispatch,
   elemSize,
   elemStrides,
@@ -28,7 +28,8 @@ import {
   LINEAR_WG,
   packFields,
   paramStruct,
-} from "./access.ts";
+} from "./kernel.ts";
+import { defineKernels } from "./registry.ts";
 
 const { F32, F16 } = GgmlType;
 
@@ -154,7 +155,7 @@ function matvecCode(aType: number, bType: number, cols: number, vec: number, fie
     }).join("");
     body = `  let nc = p.K / ${vec}u;\n  for (var c = t; c < nc; c += WG) {\n${loadsB}${rows}  }\n`;
   } else {
-    decl = declare("a", aType, 0, "read") + declare("b", bType, 1, "read");
+    decl = declareTensor("a", aType, 0, false) + declareTensor("b", bType, 1, false);
     const loadsB = Array.from(
       { length: cols },
       (_, j) => `    let b${j} = ld_b(bb + ${j}u * p.sb1 + k * p.sb0);\n`,
@@ -202,7 +203,8 @@ const TILE = 64;
 const BK = 16;
 
 function tiledCode(aType: number, bType: number, fields: Field[]): string {
-  return `${paramStruct("P", fields)}` + declare("a", aType, 0, "read") + declare("b", bType, 1, "read") +
+  return `${paramStruct("P", fields)}` + declareTensor("a", aType, 0, false) +
+    declareTensor("b", bType, 1, false) +
     `@group(0) @binding(2) var<storage, read_write> d: array<f32>;\n` +
     `@group(0) @binding(3) var<uniform> p: P;\n` +
     `const T: u32 = ${TILE}u;\nconst BK: u32 = ${BK}u;\n` +
@@ -281,3 +283,7 @@ export function mulMatBytes(n: Tensor): number {
     4 * b.ne[0] * b.ne[1] * b.ne[2] * b.ne[3] +
     4 * n.ne[0] * n.ne[1] * n.ne[2] * n.ne[3];
 }
+
+defineKernels({
+  MUL_MAT: { supports: (n) => supportsMulMat(n), build: (n, ctx) => [mulMatDispatch(n, ctx)] },
+});

@@ -7,21 +7,19 @@
 
 import { GgmlType } from "../../../protocol/graph/types.ts";
 import { opF32, sameShape, type Tensor } from "../../../protocol/graph/tensor.ts";
+import { at, entry, ROW_WG, tensorFields, WG_REDUCE } from "./access.ts";
 import {
-  at,
   type BindInfo,
-  declare,
+  declareTensor,
   type Dispatch,
   elemStrides,
-  entry,
   type Field,
   grid,
+  type Kernel,
   packFields,
   paramStruct,
-  ROW_WG,
-  tensorFields,
-  WG_REDUCE,
-} from "./access.ts";
+} from "./kernel.ts";
+import { defineKernels } from "./registry.ts";
 
 const { F32 } = GgmlType;
 
@@ -72,7 +70,7 @@ export function normDispatch(kind: NormKind, n: Tensor, info: BindInfo): Dispatc
     ["rows", "u32", rows],
     ["eps", "f32", opF32(n, 0)],
   ];
-  const code = paramStruct("P", fields) + declare("a", F32, 0, "read") +
+  const code = paramStruct("P", fields) + declareTensor("a", F32, 0, false) +
     `@group(0) @binding(1) var<storage, read_write> d: array<f32>;\n` +
     `@group(0) @binding(2) var<uniform> p: P;\n` + WG_REDUCE +
     `var<private> i1: u32;\nvar<private> i2: u32;\nvar<private> i3: u32;\n` +
@@ -90,3 +88,10 @@ export function normDispatch(kind: NormKind, n: Tensor, info: BindInfo): Dispatc
     groups: grid(rows)!,
   };
 }
+
+const normKernel = (kind: NormKind): Kernel => ({
+  supports: (n) => supportsNorm(n),
+  build: (n, ctx) => [normDispatch(kind, n, ctx)],
+});
+
+defineKernels({ NORM: normKernel("NORM"), RMS_NORM: normKernel("RMS_NORM"), L2_NORM: normKernel("L2_NORM") });

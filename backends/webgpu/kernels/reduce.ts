@@ -12,22 +12,21 @@
 
 import { GgmlType, typeName } from "../../../protocol/graph/types.ts";
 import { nelements, sameShape, type Tensor } from "../../../protocol/graph/tensor.ts";
+import { at, entry, ROW_WG, tensorFields, WG_REDUCE } from "./access.ts";
 import {
-  at,
   type BindInfo,
-  declare,
+  declareTensor,
   type Dispatch,
   elemStrides,
-  entry,
   type Field,
   grid,
+  HALF_HELPERS,
   isFloat,
+  type Kernel,
   packFields,
   paramStruct,
-  ROW_WG,
-  tensorFields,
-  WG_REDUCE,
-} from "./access.ts";
+} from "./kernel.ts";
+import { defineKernels } from "./registry.ts";
 
 const { F32, I32, I64 } = GgmlType;
 const U32_MAX = 0xffffffff;
@@ -81,7 +80,7 @@ export function reduceDispatch(kind: ReduceKind, n: Tensor, info: BindInfo): Dis
     ["total", "u32", nelements(a)],
   ];
   const bindings: Dispatch["bindings"] = [{ tensor: a, write: false }];
-  let decl = declare("a", a.type, 0, "read");
+  let decl = declareTensor("a", a.type, 0, false);
   let body: string;
   let groups: [number, number, number] = [1, 1, 1];
   switch (kind) {
@@ -89,7 +88,7 @@ export function reduceDispatch(kind: ReduceKind, n: Tensor, info: BindInfo): Dis
       // one workgroup walks every packed row; a half-precision result is one half of a word
       const half = a.type !== F32;
       decl += half
-        ? declare("d", n.type, 1, "read_write", true)
+        ? HALF_HELPERS + declareTensor("d", n.type, 1, true, true)
         : `@group(0) @binding(1) var<storage, read_write> d: array<f32>;\n`;
       bindings.push({ tensor: n, write: true, atomic: half });
       body = `  var s = 0.0;\n` +
@@ -157,7 +156,7 @@ export function reduceDispatch(kind: ReduceKind, n: Tensor, info: BindInfo): Dis
     case "COUNT_EQUAL": {
       const b = n.src[1]!;
       fields.push(...tensorFields("b", b, info));
-      decl += declare("b", I32, 1, "read") +
+      decl += declareTensor("b", I32, 1, false) +
         `@group(0) @binding(2) var<storage, read_write> d: array<u32>;\n` +
         `var<workgroup> cnt: array<u32, ${ROW_WG}>;\n`;
       bindings.push({ tensor: b, write: false }, { tensor: n, write: true });
@@ -185,3 +184,17 @@ export function reduceDispatch(kind: ReduceKind, n: Tensor, info: BindInfo): Dis
     groups,
   };
 }
+
+const reduceKernel = (kind: ReduceKind): Kernel => ({
+  supports: (n) => supportsReduce(kind, n),
+  build: (n, ctx) => [reduceDispatch(kind, n, ctx)],
+});
+
+defineKernels({
+  SUM: reduceKernel("SUM"),
+  SUM_ROWS: reduceKernel("SUM_ROWS"),
+  MEAN: reduceKernel("MEAN"),
+  CUMSUM: reduceKernel("CUMSUM"),
+  ARGMAX: reduceKernel("ARGMAX"),
+  COUNT_EQUAL: reduceKernel("COUNT_EQUAL"),
+});

@@ -12,23 +12,18 @@
 
 import { GgmlType, typeName } from "../../../protocol/graph/types.ts";
 import { opF32, sameShape, type Tensor } from "../../../protocol/graph/tensor.ts";
+import { ALIBI, alibiBases, at, entry, ROW_WG, tensorFields, WG_REDUCE } from "./access.ts";
 import {
-  ALIBI,
-  alibiBases,
-  at,
   type BindInfo,
-  declare,
+  declareTensor,
   type Dispatch,
   elemStrides,
-  entry,
   type Field,
   grid,
   packFields,
   paramStruct,
-  ROW_WG,
-  tensorFields,
-  WG_REDUCE,
-} from "./access.ts";
+} from "./kernel.ts";
+import { defineKernels } from "./registry.ts";
 
 const { F32, F16 } = GgmlType;
 
@@ -71,13 +66,13 @@ export function softMaxDispatch(n: Tensor, info: BindInfo): Dispatch {
     ["nhl2", "u32", nhl2],
   ];
   const bindings: Dispatch["bindings"] = [{ tensor: a, write: false }];
-  let decl = declare("a", F32, 0, "read");
+  let decl = declareTensor("a", F32, 0, false);
   if (mask) {
-    decl += declare("mk", mask.type, bindings.length, "read");
+    decl += declareTensor("mk", mask.type, bindings.length, false);
     bindings.push({ tensor: mask, write: false });
   }
   if (sinks) {
-    decl += declare("sk", F32, bindings.length, "read");
+    decl += declareTensor("sk", F32, bindings.length, false);
     bindings.push({ tensor: sinks, write: false });
   }
   decl += `@group(0) @binding(${bindings.length}) var<storage, read_write> d: array<f32>;\n`;
@@ -111,3 +106,7 @@ export function softMaxDispatch(n: Tensor, info: BindInfo): Dispatch {
     groups: grid(a.ne[1] * a.ne[2] * a.ne[3])!,
   };
 }
+
+defineKernels({
+  SOFT_MAX: { supports: (n) => supportsSoftMax(n), build: (n, ctx) => [softMaxDispatch(n, ctx)] },
+});
