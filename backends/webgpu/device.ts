@@ -22,7 +22,7 @@ import { VIEW_OPS } from "../../protocol/graph/ops.ts";
 import { describeNode, nbytes, type Tensor } from "../../protocol/graph/tensor.ts";
 import type { Device, DeviceKind, DeviceMemory, Plan } from "../device.ts";
 import { BYTES_WGSL, WebGpuBuffer } from "./buffer.ts";
-import type { Caps } from "./kernels/kernel.ts";
+import { type Caps, elemSize } from "./kernels/kernel.ts";
 import { kernelFor } from "./kernels/mod.ts";
 import { WebGpuPlan } from "./plan.ts";
 import { loadProvider } from "./providers/mod.ts";
@@ -238,6 +238,10 @@ export class WebGpuDevice implements Device {
     const limit = this.caps.maxStorageBufferBindingSize - this.storageAlign - 8;
     if (nbytes(node) > limit) return false;
     for (const s of node.src) if (s && nbytes(s) > limit) return false;
+    // kernels index whole elements: data must start on one
+    for (const t of [node, ...node.src]) {
+      if (t && t.buffer && t.offset % Math.min(4, elemSize(t.type)) !== 0) return false;
+    }
     return true;
   }
 

@@ -67,6 +67,18 @@ export interface MapSpec {
    * `p.sK_ne0..3`, `p.sK_nb0..3` (element strides); the output shape `p.ne0..3`.
    */
   body: string;
+  /**
+   * Body of `fn dst_index(i0, i1, i2, i3) -> u32`, the element of `d` output [i0..i3] goes to
+   * (default: `p.d_off` plus the coordinates times `p.sd0..3`), for scatters (SET_ROWS).
+   */
+  dstIndex?: string;
+  /** With `dstIndex`: the caller guarantees every output row starts on a whole u32 word. */
+  rowsEven?: boolean;
+  /**
+   * Same-type copy of f16/bf16: `val` returns the half's bits (u32) and `at_sK` of f16/bf16
+   * sources returns bits, so values move unchanged (NaN payloads, subnormals).
+   */
+  raw?: boolean;
 }
 
 /** Whether `t` can be bound by the template (a type it knows, whole-element strides). */
@@ -84,16 +96,32 @@ function contiguousOut(dst: Tensor, ne: Dims, view?: { strides: Dims }): boolean
   return true;
 }
 
+/** Whether output rows of `ne` at element strides `s` and offset `off` start on whole words. */
+function evenRows(ne: Dims, s: Dims, off: number): boolean {
+  if (s[0] !== 1 || off % 2 !== 0) return false;
+  for (let i = 1; i < 4; i++) if (ne[i] > 1 && s[i] % 2 !== 0) return false;
+  return true;
+}
+
 /** The dispatch computing `spec` (see {@linkcode MapSpec}). */
 export function mapKernel(spec: MapSpec, ctx: BuildContext): Dispatch {
   const { dst, srcs } = spec;
   const ne = spec.ne ?? dst.ne;
   const n = nelements({ ne });
   const half = dst.type === F16 || dst.type === BF16;
-  const packed = half && contiguousOut(dst, ne, spec.view);
-  const atomic = half && !packed;
   const sd = spec.view ? spec.view.strides : elemStrides(dst)!;
   const dOff = ctx.elemOffset(dst) + (spec.view?.off ?? 0);
+  // how f16/bf16 outputs are written: whole words of a packed tensor, whole words of rows that
+  // start on words, or halves through atomics
+  const mode = !half
+    ? "elem"
+    : !spec.dstIndex && contiguousOut(dst, ne, spec.view)
+    ? "flat"
+    : evenRows(ne, sd, dOff) && (!spec.dstIndex || spec.rowsEven)
+    ? "rows"
+    : "atomic";
+  const atomic = mode === "atomic";
+  const raw = !!spec.raw && half;
   const fields: Field[] = [
     ["n", "u32", n],
     ["d_off", "u32", dOff],
@@ -113,13 +141,27 @@ export function mapKernel(spec: MapSpec, ctx: BuildContext): Dispatch {
     for (let i = 0; i < 4; i++) fields.push([`s${k}_nb${i}`, "u32", st[i]]);
   });
   fields.push(...(spec.fields ?? []));
-  const T = dst.type === I32 ? "i32" : "f32";
+  const T = dst.type === I32 ? "i32" : raw ? "u32" : "f32";
   let code = HALF_HELPERS + declareTensor("d", dst.type, 0, true, atomic);
+  if (raw) {
+    code += atomic
+      ? `fn str_d(i: u32, v: u32) { let sh = (i & 1u) * 16u; atomicAnd(&d[i >> 1u], ~(0xffffu << sh)); ` +
+        `atomicOr(&d[i >> 1u], (v & 0xffffu) << sh); }\n`
+      : `fn stwr_d(w: u32, lo: u32, hi: u32, keepLo: bool, keepHi: bool) {
+  let old = select(0u, d[w], keepLo || keepHi);
+  d[w] = select(lo, old & 0xffffu, keepLo) | (select(hi, old >> 16u, keepHi) << 16u);
+}\n`;
+  }
   srcs.forEach((s, k) => {
     const name = `s${k}`;
-    const R = s.type === I32 || s.type === I64 ? "i32" : "f32";
+    const sHalf = s.type === F16 || s.type === BF16;
+    const R = s.type === I32 || s.type === I64 ? "i32" : raw && sHalf ? "u32" : "f32";
     code += declareTensor(name, s.type, k + 1, false);
-    code += `fn at_${name}(i0: u32, i1: u32, i2: u32, i3: u32) -> ${R} { return ld_${name}(p.${name}_off + ` +
+    const load = raw && sHalf ? `ldr_${name}` : `ld_${name}`;
+    if (raw && sHalf) {
+      code += `fn ldr_${name}(i: u32) -> u32 { return (${name}[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu; }\n`;
+    }
+    code += `fn at_${name}(i0: u32, i1: u32, i2: u32, i3: u32) -> ${R} { return ${load}(p.${name}_off + ` +
       `i0 * p.${name}_nb0 + i1 * p.${name}_nb1 + i2 * p.${name}_nb2 + i3 * p.${name}_nb3); }\n`;
     code +=
       `fn bc_${name}(i0: u32, i1: u32, i2: u32, i3: u32) -> ${R} { return at_${name}(i0 % p.${name}_ne0, ` +
@@ -129,6 +171,9 @@ export function mapKernel(spec: MapSpec, ctx: BuildContext): Dispatch {
   code += `@group(0) @binding(${srcs.length + 1}) var<uniform> p: Params;\n`;
   code += spec.helpers ?? "";
   code += `fn val(i0: u32, i1: u32, i2: u32, i3: u32) -> ${T} {\n${spec.body}\n}\n`;
+  code += `fn dst_index(i0: u32, i1: u32, i2: u32, i3: u32) -> u32 {\n${
+    spec.dstIndex ?? "return p.d_off + i0 * p.sd0 + i1 * p.sd1 + i2 * p.sd2 + i3 * p.sd3;"
+  }\n}\n`;
   code += `fn at_out(e: u32) -> ${T} {
   let i0 = e % p.ne0; let r1 = e / p.ne0; let i1 = r1 % p.ne1; let r2 = r1 / p.ne1;
   let i2 = r2 % p.ne2; let i3 = r2 / p.ne2;
@@ -137,7 +182,7 @@ export function mapKernel(spec: MapSpec, ctx: BuildContext): Dispatch {
 fn out_index(e: u32) -> u32 {
   let i0 = e % p.ne0; let r1 = e / p.ne0; let i1 = r1 % p.ne1; let r2 = r1 / p.ne1;
   let i2 = r2 % p.ne2; let i3 = r2 / p.ne2;
-  return p.d_off + i0 * p.sd0 + i1 * p.sd1 + i2 * p.sd2 + i3 * p.sd3;
+  return dst_index(i0, i1, i2, i3);
 }
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -145,8 +190,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   ${LINEAR_WG}
   let k = lin * ${WG}u + li;
 `;
+  const zero = raw ? "0u" : "0.0";
+  const stw = raw ? "stwr_d" : "stw_d";
   let units = n;
-  if (packed) {
+  if (mode === "flat") {
     // one word per invocation: elements e0 = 2k - r and e0 + 1, r = parity of the first element
     units = Math.ceil((n + (dOff & 1)) / 2);
     code += `  let r = p.d_off & 1u;
@@ -154,15 +201,30 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let keepLo = k == 0u && r == 1u;
   let e0 = 2u * k - r;
   let keepHi = e0 + 1u >= p.n;
-  var lo = 0.0; var hi = 0.0;
+  var lo = ${zero}; var hi = ${zero};
   if (!keepLo) { lo = at_out(e0); }
   if (!keepHi) { hi = at_out(e0 + 1u); }
-  stw_d((p.d_off - r) / 2u + k, lo, hi, keepLo, keepHi);
+  ${stw}((p.d_off - r) / 2u + k, lo, hi, keepLo, keepHi);
+}
+`;
+  } else if (mode === "rows") {
+    // rows start on whole words: invocation = (word slot of a row, row)
+    const slots = Math.ceil(ne[0] / 2);
+    units = slots * ne[1] * ne[2] * ne[3];
+    code += `  let slots = (p.ne0 + 1u) / 2u;
+  if (k >= slots * p.ne1 * p.ne2 * p.ne3) { return; }
+  let i0 = 2u * (k % slots); let r1 = k / slots; let i1 = r1 % p.ne1; let r2 = r1 / p.ne1;
+  let i2 = r2 % p.ne2; let i3 = r2 / p.ne2;
+  let keepHi = i0 + 1u >= p.ne0;
+  let lo = val(i0, i1, i2, i3);
+  var hi = ${zero};
+  if (!keepHi) { hi = val(i0 + 1u, i1, i2, i3); }
+  ${stw}(dst_index(i0, i1, i2, i3) / 2u, lo, hi, false, keepHi);
 }
 `;
   } else {
     code += `  if (k >= p.n) { return; }
-  st_d(out_index(k), at_out(k));
+  ${raw ? "str_d" : "st_d"}(out_index(k), at_out(k));
 }
 `;
   }
@@ -189,22 +251,28 @@ export function mapNode(node: Tensor, nsrc: number): boolean {
   return true;
 }
 
-/** A kernel of one map dispatch over dst with sources src[0..nsrc): `body` as in MapSpec. */
+/**
+ * A kernel of one map dispatch over dst with sources src[0..nsrc) (`nsrc` may depend on the node):
+ * `body` as in {@linkcode MapSpec}; supported where the CPU reference is and the tensors bind.
+ */
 export function simpleMap(
-  nsrc: number,
+  nsrc: number | ((n: Tensor) => number),
   body: (n: Tensor) => string,
   fields?: (n: Tensor) => Field[],
   extra?: (n: Tensor) => boolean,
+  helpers?: string,
 ): Kernel {
+  const count = typeof nsrc === "number" ? () => nsrc : nsrc;
   return {
-    supports: (n) => cpuSupports(n) && mapNode(n, nsrc) && (!extra || extra(n)),
+    supports: (n) => cpuSupports(n) && mapNode(n, count(n)) && (!extra || extra(n)),
     build: (n, ctx) => [
       mapKernel({
         key: kernelKey(n),
         dst: n,
-        srcs: n.src.slice(0, nsrc) as Tensor[],
+        srcs: n.src.slice(0, count(n)) as Tensor[],
         body: body(n),
         fields: fields?.(n),
+        helpers,
       }, ctx),
     ],
   };

@@ -5,8 +5,16 @@
  */
 
 import "./elementwise.ts";
+import "./unary.ts";
+import "./glu.ts";
+import "./copy.ts";
+import "./rows.ts";
+import "./layout.ts";
+import "./generators.ts";
 import "./diag_mask.ts";
+import "./flash_attn.ts";
 import "./mul_mat.ts";
+import "./mul_mat_id.ts";
 import "./norm.ts";
 import "./reduce.ts";
 import "./rope.ts";
