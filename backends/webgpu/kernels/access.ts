@@ -7,7 +7,7 @@
  */
 
 import type { Tensor } from "../../../protocol/graph/tensor.ts";
-import { type BindInfo, elemStrides, type Field, LINEAR_WG } from "./kernel.ts";
+import { type BindInfo, elemSize, elemStrides, type Field, LINEAR_WG } from "./kernel.ts";
 
 /** Invocations of the one-workgroup-per-row kernels. */
 export const ROW_WG = 256;
@@ -79,4 +79,12 @@ export function tensorFields(prefix: string, t: Tensor, info: BindInfo): Field[]
 export function at(prefix: string, i0: string, i1: string, i2: string, i3: string): string {
   return `(p.${prefix}_off + (${i0}) * p.${prefix}_s0 + (${i1}) * p.${prefix}_s1 + (${i2}) * p.${prefix}_s2 + ` +
     `(${i3}) * p.${prefix}_s3)`;
+}
+
+/**
+ * Whether the kernels can address every tensor of `ts` in whole elements: strides that are
+ * multiples of the element size and data at an element-aligned byte offset (absent tensors pass).
+ */
+export function elementAddressable(...ts: (Tensor | null | undefined)[]): boolean {
+  return ts.every((t) => !t || (elemStrides(t) !== null && t.offset % elemSize(t.type) === 0));
 }

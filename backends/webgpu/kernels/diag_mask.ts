@@ -6,12 +6,11 @@
 
 import { GgmlType } from "../../../protocol/graph/types.ts";
 import { nelements, opI32, sameShape, type Tensor } from "../../../protocol/graph/tensor.ts";
-import { at, entry, tensorFields } from "./access.ts";
+import { at, elementAddressable, entry, tensorFields } from "./access.ts";
 import {
   type BindInfo,
   declareTensor,
   type Dispatch,
-  elemStrides,
   type Field,
   grid,
   packFields,
@@ -26,7 +25,7 @@ const WG = 256;
 export function supportsDiagMaskInf(n: Tensor): boolean {
   const a = n.src[0];
   return !!a && a.type === F32 && n.type === F32 && sameShape(a, n) && opI32(n, 0) >= 0 &&
-    !!elemStrides(a) && !!elemStrides(n) && grid(Math.ceil(nelements(n) / WG)) !== null;
+    elementAddressable(a) && elementAddressable(n) && grid(Math.ceil(nelements(n) / WG)) !== null;
 }
 
 /** The dispatch computing DIAG_MASK_INF node `n`. */

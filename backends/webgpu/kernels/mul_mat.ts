@@ -16,6 +16,7 @@
 
 import { GgmlType, typeName } from "../../../protocol/graph/types.ts";
 import type { Tensor } from "../../../protocol/graph/tensor.ts";
+import { elementAddressable } from "./access.ts";
 import {
   type BindInfo,
   declareTensor,
@@ -43,7 +44,7 @@ export function supportsMulMat(n: Tensor): boolean {
   const a = n.src[0], b = n.src[1];
   if (!a || !b || n.type !== F32 || !isFloat(a.type) || !isFloat(b.type)) return false;
   if (b.type !== F32 && b.type !== a.type) return false;
-  if (!elemStrides(a) || !elemStrides(b) || !elemStrides(n)) return false;
+  if (!elementAddressable(a) || !elementAddressable(b) || !elementAddressable(n)) return false;
   if (a.ne[0] !== b.ne[0] || n.ne[0] !== a.ne[1] || n.ne[1] !== b.ne[1] || n.ne[2] !== b.ne[2]) return false;
   if (n.ne[3] !== b.ne[3] || a.ne[2] <= 0 || a.ne[3] <= 0) return false;
   if (b.ne[2] % a.ne[2] !== 0 || b.ne[3] % a.ne[3] !== 0) return false;
@@ -99,7 +100,7 @@ function vecWidth(n: Tensor, info: BindInfo | null): number {
 }
 
 /** Rows per mat-vec workgroup for `cols` columns. */
-function rowsPerGroup(cols: number): number {
+export function rowsPerGroup(cols: number): number {
   return cols <= 4 ? 2 : 1;
 }
 
@@ -126,7 +127,40 @@ function vecLoadA(type: number): string {
     `fn hi8(w: vec4<u32>) -> vec4<f32> { return ${unpackHi}; }\n`;
 }
 
-function matvecCode(aType: number, bType: number, cols: number, vec: number, fields: Field[]): string {
+/**
+ * How a mat-vec workgroup finds its operands: WGSL that, from the batch index `bt`, defines `ab`
+ * and `bb` (where this batch's a and b start, in the kernel's load units) and `db` (where its dst
+ * matrix starts), plus extra declarations (bindings after a, b, dst).
+ */
+export interface MatvecBatch {
+  prologue: string;
+  decl: string;
+  /** Binding index of dst (later ones follow it). */
+  dstBinding: number;
+}
+
+/** MUL_MAT's batches: dims 2 and 3, with a broadcast. */
+const MUL_MAT_BATCH: MatvecBatch = {
+  prologue: `  let i2 = bt % p.ne2;\n  let i3 = bt / p.ne2;\n` +
+    `  let ab = p.a_off + (i2 / p.r2) * p.sa2 + (i3 / p.r3) * p.sa3;\n` +
+    `  let bb = p.b_off + i2 * p.sb2 + i3 * p.sb3;\n` +
+    `  let db = p.d_off + i2 * p.sd2 + i3 * p.sd3;\n`,
+  decl: `@group(0) @binding(3) var<uniform> p: P;\n`,
+  dstBinding: 2,
+};
+
+/**
+ * The mat-vec shader for `cols` columns with loads of `vec` elements (1: strided scalar loads),
+ * batches located by `batch`.
+ */
+export function matvecCode(
+  aType: number,
+  bType: number,
+  cols: number,
+  vec: number,
+  fields: Field[],
+  batch: MatvecBatch = MUL_MAT_BATCH,
+): string {
   const R = rowsPerGroup(cols), RN = R * cols;
   let decl: string;
   let body: string;
@@ -170,8 +204,7 @@ function matvecCode(aType: number, bType: number, cols: number, vec: number, fie
     body = `  for (var k = t; k < p.K; k += WG) {\n${loadsB}${rows}  }\n`;
   }
   return `${paramStruct("P", fields)}${decl}` +
-    `@group(0) @binding(2) var<storage, read_write> d: array<f32>;\n` +
-    `@group(0) @binding(3) var<uniform> p: P;\n` +
+    `@group(0) @binding(${batch.dstBinding}) var<storage, read_write> d: array<f32>;\n` + batch.decl +
     `const WG: u32 = ${MV_WG}u;\nconst R: u32 = ${R}u;\nconst RN: u32 = ${RN}u;\n` +
     `var<workgroup> red: array<f32, ${MV_WG * RN}>;\n` +
     `@compute @workgroup_size(${MV_WG})\n` +
@@ -181,9 +214,7 @@ function matvecCode(aType: number, bType: number, cols: number, vec: number, fie
     `  let groups = (p.M + R - 1u) / R;\n` +
     `  if (lin >= groups * p.batches) { return; }\n` +
     `  let bt = lin / groups;\n  let row0 = (lin - bt * groups) * R;\n` +
-    `  let i2 = bt % p.ne2;\n  let i3 = bt / p.ne2;\n` +
-    `  let ab = p.a_off + (i2 / p.r2) * p.sa2 + (i3 / p.r3) * p.sa3;\n` +
-    `  let bb = p.b_off + i2 * p.sb2 + i3 * p.sb3;\n` +
+    batch.prologue +
     `  var acc: array<f32, RN>;\n` +
     body +
     `  for (var q = 0u; q < RN; q++) { red[t * RN + q] = acc[q]; }\n` +
@@ -193,7 +224,7 @@ function matvecCode(aType: number, bType: number, cols: number, vec: number, fie
     `    workgroupBarrier();\n  }\n` +
     `  if (t < RN) {\n` +
     `    let r = t / ${cols}u;\n    let j = t % ${cols}u;\n` +
-    `    if (row0 + r < p.M) { d[p.d_off + (row0 + r) * p.sd0 + j * p.sd1 + i2 * p.sd2 + i3 * p.sd3] = red[t]; }\n` +
+    `    if (row0 + r < p.M) { d[db + (row0 + r) * p.sd0 + j * p.sd1] = red[t]; }\n` +
     `  }\n}\n`;
 }
 

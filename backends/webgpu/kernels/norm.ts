@@ -7,12 +7,11 @@
 
 import { GgmlType } from "../../../protocol/graph/types.ts";
 import { opF32, sameShape, type Tensor } from "../../../protocol/graph/tensor.ts";
-import { at, entry, ROW_WG, tensorFields, WG_REDUCE } from "./access.ts";
+import { at, elementAddressable, entry, ROW_WG, tensorFields, WG_REDUCE } from "./access.ts";
 import {
   type BindInfo,
   declareTensor,
   type Dispatch,
-  elemStrides,
   type Field,
   grid,
   type Kernel,
@@ -29,8 +28,8 @@ export type NormKind = "NORM" | "RMS_NORM" | "L2_NORM";
 /** Whether a row normalization node `n` is what these kernels compute. */
 export function supportsNorm(n: Tensor): boolean {
   const a = n.src[0];
-  return !!a && a.type === F32 && n.type === F32 && sameShape(a, n) && !!elemStrides(a) &&
-    !!elemStrides(n) && grid(a.ne[1] * a.ne[2] * a.ne[3]) !== null;
+  return !!a && a.type === F32 && n.type === F32 && sameShape(a, n) && elementAddressable(a) &&
+    elementAddressable(n) && grid(a.ne[1] * a.ne[2] * a.ne[3]) !== null;
 }
 
 /** The scale of a row from its sums, per kind (x already centred for NORM). */

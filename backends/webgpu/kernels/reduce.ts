@@ -12,12 +12,11 @@
 
 import { GgmlType, typeName } from "../../../protocol/graph/types.ts";
 import { nelements, sameShape, type Tensor } from "../../../protocol/graph/tensor.ts";
-import { at, entry, ROW_WG, tensorFields, WG_REDUCE } from "./access.ts";
+import { at, elementAddressable, entry, ROW_WG, tensorFields, WG_REDUCE } from "./access.ts";
 import {
   type BindInfo,
   declareTensor,
   type Dispatch,
-  elemStrides,
   type Field,
   grid,
   HALF_HELPERS,
@@ -35,7 +34,7 @@ const U32_MAX = 0xffffffff;
 export type ReduceKind = "SUM" | "SUM_ROWS" | "MEAN" | "CUMSUM" | "ARGMAX" | "COUNT_EQUAL";
 
 function strided(...ts: Tensor[]): boolean {
-  return ts.every((t) => elemStrides(t) !== null);
+  return ts.every((t) => elementAddressable(t));
 }
 
 /** Whether reduction `kind` of node `n` is what these kernels compute. */

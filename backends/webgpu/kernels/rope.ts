@@ -14,7 +14,7 @@
 import { GgmlType, typeName } from "../../../protocol/graph/types.ts";
 import { nbytes, nelements, opF32, opI32, sameShape, type Tensor } from "../../../protocol/graph/tensor.ts";
 import { yarnCorrDims } from "../../cpu/ops/rope.ts";
-import { at, entry, tensorFields } from "./access.ts";
+import { at, elementAddressable, entry, tensorFields } from "./access.ts";
 import {
   type BindInfo,
   declareTensor,
@@ -44,7 +44,9 @@ function overlaps(a: Tensor, b: Tensor): boolean {
 export function supportsRope(n: Tensor): boolean {
   const a = n.src[0], pos = n.src[1], ff = n.src[2];
   if (!a || !pos || (a.type !== F32 && a.type !== F16) || n.type !== a.type || !sameShape(a, n)) return false;
-  if (!elemStrides(a) || !elemStrides(n) || !elemStrides(pos) || overlaps(a, n)) return false;
+  if (!elementAddressable(a) || !elementAddressable(n) || !elementAddressable(pos) || overlaps(a, n)) {
+    return false;
+  }
   const nDims = opI32(n, 1), mode = opI32(n, 2), nOffs = opI32(n, 15);
   if (!MODES.has(mode) || nDims <= 0 || nDims % 2 !== 0 || nDims > a.ne[0]) return false;
   if (nOffs < 0 || nOffs % 2 !== 0 || nOffs + nDims > a.ne[0]) return false;
@@ -55,7 +57,7 @@ export function supportsRope(n: Tensor): boolean {
     if (s.some((x) => x < 0) || s[0] + s[1] + s[2] + s[3] <= 0) return false;
   }
   if (mode === VISION && (nDims * 2 !== a.ne[0] || nOffs !== 0)) return false;
-  if (ff && (ff.type !== F32 || ff.ne[0] < nDims / 2 || !elemStrides(ff))) return false;
+  if (ff && (ff.type !== F32 || ff.ne[0] < nDims / 2 || !elementAddressable(ff))) return false;
   return grid(Math.ceil(nelements(n) / WG)) !== null;
 }
 

@@ -12,7 +12,16 @@
 
 import { GgmlType, typeName } from "../../../protocol/graph/types.ts";
 import { opF32, sameShape, type Tensor } from "../../../protocol/graph/tensor.ts";
-import { ALIBI, alibiBases, at, entry, ROW_WG, tensorFields, WG_REDUCE } from "./access.ts";
+import {
+  ALIBI,
+  alibiBases,
+  at,
+  elementAddressable,
+  entry,
+  ROW_WG,
+  tensorFields,
+  WG_REDUCE,
+} from "./access.ts";
 import {
   type BindInfo,
   declareTensor,
@@ -30,15 +39,18 @@ const { F32, F16 } = GgmlType;
 /** Whether SOFT_MAX node `n` is what this kernel computes. */
 export function supportsSoftMax(n: Tensor): boolean {
   const a = n.src[0], mask = n.src[1], sinks = n.src[2];
-  if (!a || a.type !== F32 || n.type !== F32 || !sameShape(a, n) || !elemStrides(a) || !elemStrides(n)) {
+  if (
+    !a || a.type !== F32 || n.type !== F32 || !sameShape(a, n) || !elementAddressable(a) ||
+    !elementAddressable(n)
+  ) {
     return false;
   }
   if (mask) {
-    if ((mask.type !== F32 && mask.type !== F16) || !elemStrides(mask)) return false;
+    if ((mask.type !== F32 && mask.type !== F16) || !elementAddressable(mask)) return false;
     if (mask.ne[0] !== a.ne[0] || mask.ne[1] < a.ne[1] || mask.ne[2] === 0 || mask.ne[3] === 0) return false;
     if (a.ne[2] % mask.ne[2] !== 0 || a.ne[3] % mask.ne[3] !== 0) return false;
   }
-  if (sinks && (sinks.type !== F32 || sinks.ne[0] < a.ne[2] || !elemStrides(sinks))) return false;
+  if (sinks && (sinks.type !== F32 || sinks.ne[0] < a.ne[2] || !elementAddressable(sinks))) return false;
   return grid(a.ne[1] * a.ne[2] * a.ne[3]) !== null;
 }
 

@@ -15,12 +15,11 @@
 
 import { GgmlType } from "../../../protocol/graph/types.ts";
 import { nelements, opI32, sameShape, type Tensor } from "../../../protocol/graph/tensor.ts";
-import { at, entry, tensorFields } from "./access.ts";
+import { at, elementAddressable, entry, tensorFields } from "./access.ts";
 import {
   type BindInfo,
   declareTensor,
   type Dispatch,
-  elemStrides,
   type Field,
   grid,
   type Kernel,
@@ -40,7 +39,7 @@ function rowsOf(t: Tensor): number {
 
 function commonOk(n: Tensor): boolean {
   const a = n.src[0];
-  return !!a && a.type === F32 && n.type === I32 && !!elemStrides(a) && !!elemStrides(n) &&
+  return !!a && a.type === F32 && n.type === I32 && elementAddressable(a) && elementAddressable(n) &&
     a.ne[0] <= MAX_LEN && nelements(a) < 2 ** 32;
 }
 

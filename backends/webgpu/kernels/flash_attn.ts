@@ -1,0 +1,202 @@
+/**
+ * FLASH_ATTN_EXT on WebGPU: softmax(scale·Q·Kᵀ + slope·mask)·V per query row and head, written
+ * permuted as [DV, heads, queries, batch] f32, with backends/cpu/ops/flash_attn.ts's semantics: Q f32;
+ * K and V f32, f16 or bf16 (each on its own); Q rounded to K's type before the dot products; scale,
+ * max_bias (ALiBi), logit_softcap; an f16 mask broadcast over heads and batch; f32 sinks; K/V heads
+ * shared by groups of query heads (GQA). Masked (-inf) keys are skipped; a row with nothing left is 0.
+ *
+ * One workgroup of 128 invocations per (query, head, batch), streaming the keys in blocks of 32:
+ * four invocations share each key's dot product, the block's scores update a running maximum and
+ * sum (online softmax), and each invocation accumulates its output columns over the block's values.
+ * @module
+ */
+
+import { GgmlType, typeName } from "../../../protocol/graph/types.ts";
+import { opF32, type Tensor } from "../../../protocol/graph/tensor.ts";
+import { ALIBI, alibiBases, elementAddressable, entry, tensorFields } from "./access.ts";
+import {
+  type BindInfo,
+  declareTensor,
+  type Dispatch,
+  elemStrides,
+  type Field,
+  grid,
+  isFloat,
+  packFields,
+  paramStruct,
+} from "./kernel.ts";
+import { defineKernels } from "./registry.ts";
+
+const { F32, F16, BF16 } = GgmlType;
+const WG = 128;
+/** Keys per block. */
+const BKV = 32;
+/** Largest head sizes (Q/K and V) the kernel takes. */
+const MAX_D = 1024;
+
+/** Whether FLASH_ATTN_EXT node `n` is what this kernel computes. */
+export function supportsFlashAttn(n: Tensor): boolean {
+  const [q, k, v, mask, sinks] = n.src;
+  if (!q || !k || !v || q.type !== F32 || !isFloat(k.type) || !isFloat(v.type) || n.type !== F32) {
+    return false;
+  }
+  if (![q, k, v, n].every((t) => elementAddressable(t))) return false;
+  const [DK, N, H, Bq] = q.ne;
+  if (DK > MAX_D || v.ne[0] > MAX_D) return false;
+  if (k.ne[0] !== DK || v.ne[1] !== k.ne[1] || k.ne[3] !== Bq || v.ne[3] !== Bq) return false;
+  if (k.ne[2] === 0 || v.ne[2] === 0 || H % k.ne[2] !== 0 || H % v.ne[2] !== 0) return false;
+  if (n.ne[0] !== v.ne[0] || n.ne[1] !== H || n.ne[2] !== N || n.ne[3] !== Bq) return false;
+  if (mask) {
+    if (mask.type !== F16 || !elementAddressable(mask)) return false;
+    if (mask.ne[0] < k.ne[1] || mask.ne[1] < N || mask.ne[2] === 0 || mask.ne[3] === 0) return false;
+    if (H % mask.ne[2] !== 0 || Bq % mask.ne[3] !== 0) return false;
+  }
+  if (sinks && (sinks.type !== F32 || sinks.ne[0] < H || !elementAddressable(sinks))) return false;
+  return grid(N * H * Bq) !== null;
+}
+
+/** WGSL: `x` rounded to the storage precision of `type` (Q is rounded to K's type). */
+function roundTo(type: number, x: string): string {
+  if (type === F16) return `unpack2x16float(pack2x16float(vec2<f32>(${x}, 0.0))).x`;
+  if (type === BF16) return `bitcast<f32>(bf16_bits(${x}) << 16u)`;
+  return x;
+}
+
+/** The dispatch computing FLASH_ATTN_EXT node `n`. */
+export function flashAttnDispatch(n: Tensor, info: BindInfo): Dispatch {
+  const [q, k, v, mask, sinks] = n.src as Tensor[];
+  const [DK, N, H, Bq] = q.ne;
+  const DV = v.ne[0];
+  const maxBias = Math.fround(opF32(n, 1)), softcap = Math.fround(opF32(n, 2));
+  let scale = Math.fround(opF32(n, 0));
+  if (softcap !== 0) scale = Math.fround(scale / softcap);
+  const [m0, m1, nhl2] = alibiBases(maxBias, H);
+  const fields: Field[] = [
+    ...tensorFields("q", q, info),
+    ...tensorFields("k", k, info),
+    ...tensorFields("v", v, info),
+    ...tensorFields("d", n, info),
+    ...(mask ? tensorFields("m", mask, info) : []),
+    ["mne2", "u32", mask ? mask.ne[2] : 1],
+    ["mne3", "u32", mask ? mask.ne[3] : 1],
+    ["s_off", "u32", sinks ? info.elemOffset(sinks) : 0],
+    ["s_s0", "u32", sinks ? elemStrides(sinks)![0] : 0],
+    ["DK", "u32", DK],
+    ["DV", "u32", DV],
+    ["NKV", "u32", k.ne[1]],
+    ["N", "u32", N],
+    ["H", "u32", H],
+    ["rk2", "u32", H / k.ne[2]],
+    ["rv2", "u32", H / v.ne[2]],
+    ["rows", "u32", N * H * Bq],
+    ["scale", "f32", scale],
+    ["softcap", "f32", softcap],
+    ["max_bias", "f32", maxBias],
+    ["m0", "f32", m0],
+    ["m1", "f32", m1],
+    ["nhl2", "u32", nhl2],
+  ];
+  const bindings: Dispatch["bindings"] = [
+    { tensor: q, write: false },
+    { tensor: k, write: false },
+    { tensor: v, write: false },
+  ];
+  let decl = declareTensor("q", F32, 0, false) + declareTensor("k", k.type, 1, false) +
+    declareTensor("v", v.type, 2, false);
+  if (mask) {
+    decl += declareTensor("mk", F16, bindings.length, false);
+    bindings.push({ tensor: mask, write: false });
+  }
+  if (sinks) {
+    decl += declareTensor("sk", F32, bindings.length, false);
+    bindings.push({ tensor: sinks, write: false });
+  }
+  decl += `@group(0) @binding(${bindings.length}) var<storage, read_write> d: array<f32>;\n`;
+  bindings.push({ tensor: n, write: true });
+  decl += `@group(0) @binding(${bindings.length}) var<uniform> p: P;\n`;
+  const DVT = Math.ceil(DV / WG); // output columns per invocation
+  const bf = k.type === BF16
+    ? `fn bf16_bits(v: f32) -> u32 { let u = bitcast<u32>(v); ` +
+      `if ((u & 0x7fffffffu) > 0x7f800000u) { return ((u >> 16u) | 64u) & 0xffffu; } ` +
+      `return ((u + (0x7fffu + ((u >> 16u) & 1u))) >> 16u) & 0xffffu; }\n`
+    : "";
+  const code = paramStruct("P", fields) + decl + bf + ALIBI +
+    `const NEG: f32 = -3.402823e38;\n` +
+    `var<workgroup> qs: array<f32, ${DK}>;\n` +
+    `var<workgroup> part: array<f32, ${WG}>;\n` +
+    `var<workgroup> ps: array<f32, ${BKV}>;\n` +
+    entry(WG) +
+    `  if (lin >= p.rows) { return; }\n` +
+    `  let iq1 = lin % p.N;\n  let iq2 = (lin / p.N) % p.H;\n  let iq3 = lin / (p.N * p.H);\n` +
+    `  let ik2 = iq2 / p.rk2;\n  let iv2 = iq2 / p.rv2;\n` +
+    `  for (var c = t; c < p.DK; c += ${WG}u) {\n` +
+    `    qs[c] = ${
+      roundTo(k.type, "ld_q(p.q_off + c * p.q_s0 + iq1 * p.q_s1 + iq2 * p.q_s2 + iq3 * p.q_s3)")
+    };\n` +
+    `  }\n` +
+    `  let slope = alibi(iq2);\n` +
+    `  let kb = p.k_off + ik2 * p.k_s2 + iq3 * p.k_s3;\n` +
+    `  let vb = p.v_off + iv2 * p.v_s2 + iq3 * p.v_s3;\n` +
+    (mask ? `  let mb = p.m_off + iq1 * p.m_s1 + (iq2 % p.mne2) * p.m_s2 + (iq3 % p.mne3) * p.m_s3;\n` : "") +
+    `  var M = NEG;\n  var L = 0.0;\n  var acc: array<f32, ${DVT}>;\n` +
+    `  let lane = t % 4u;\n  let kj = t / 4u;\n` +
+    `  workgroupBarrier();\n` +
+    `  for (var j0 = 0u; j0 < p.NKV; j0 += ${BKV}u) {\n` +
+    `    let j = j0 + kj;\n` +
+    `    var s = 0.0;\n` +
+    `    var mv = 0.0;\n` +
+    (mask ? `    if (j < p.NKV) { mv = slope * ld_mk(mb + j * p.m_s0); }\n` : "") +
+    `    if (j < p.NKV && mv > NEG) {\n` +
+    `      let kr = kb + j * p.k_s1;\n` +
+    `      for (var c = lane; c < p.DK; c += 4u) { s += qs[c] * ld_k(kr + c * p.k_s0); }\n` +
+    `    }\n` +
+    `    part[t] = s;\n` +
+    `    workgroupBarrier();\n` +
+    `    if (lane == 0u) {\n` +
+    `      var sc = NEG;\n` +
+    `      if (j < p.NKV && mv > NEG) {\n` +
+    `        sc = (part[t] + part[t + 1u] + part[t + 2u] + part[t + 3u]) * p.scale;\n` +
+    `        if (p.softcap != 0.0) { sc = p.softcap * tanh(sc); }\n` +
+    `        sc = sc + mv;\n      }\n` +
+    `      ps[kj] = sc;\n    }\n` +
+    `    workgroupBarrier();\n` +
+    `    var bm = M;\n` +
+    `    for (var i = 0u; i < ${BKV}u; i++) { bm = max(bm, ps[i]); }\n` +
+    `    let f = exp(M - bm);\n` +
+    `    L = L * f;\n` +
+    `    for (var r = 0u; r < ${DVT}u; r++) { acc[r] = acc[r] * f; }\n` +
+    `    for (var i = 0u; i < ${BKV}u; i++) {\n` +
+    `      let sj = ps[i];\n      if (sj <= NEG) { continue; }\n` +
+    `      let w = exp(sj - bm);\n      L += w;\n` +
+    `      let vr = vb + (j0 + i) * p.v_s1;\n` +
+    `      for (var r = 0u; r < ${DVT}u; r++) {\n` +
+    `        let c = t + r * ${WG}u;\n        if (c < p.DV) { acc[r] += w * ld_v(vr + c * p.v_s0); }\n` +
+    `      }\n    }\n` +
+    `    M = bm;\n` +
+    `    workgroupBarrier();\n` +
+    `  }\n` +
+    (sinks
+      ? `  let sink = ld_sk(p.s_off + iq2 * p.s_s0);\n` +
+        `  if (sink > M) { let f = exp(M - sink); L = L * f; ` +
+        `for (var r = 0u; r < ${DVT}u; r++) { acc[r] = acc[r] * f; } M = sink; }\n` +
+        `  L += exp(sink - M);\n`
+      : "") +
+    `  let inv = select(0.0, 1.0 / L, L > 0.0);\n` +
+    `  for (var r = 0u; r < ${DVT}u; r++) {\n` +
+    `    let c = t + r * ${WG}u;\n` +
+    `    if (c < p.DV) { d[p.d_off + c * p.d_s0 + iq2 * p.d_s1 + iq1 * p.d_s2 + iq3 * p.d_s3] = acc[r] * inv; }\n` +
+    `  }\n}\n`;
+  return {
+    key: `flash_attn:${typeName(k.type)}:${typeName(v.type)}:${DK}:${DV}:${mask ? "m" : "-"}:${
+      sinks ? "s" : "-"
+    }`,
+    code,
+    bindings,
+    params: packFields(fields),
+    groups: grid(N * H * Bq)!,
+  };
+}
+
+defineKernels({
+  FLASH_ATTN_EXT: { supports: (n) => supportsFlashAttn(n), build: (n, ctx) => [flashAttnDispatch(n, ctx)] },
+});

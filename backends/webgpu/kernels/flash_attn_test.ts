@@ -1,0 +1,51 @@
+/** FLASH_ATTN_EXT on WebGPU against the CPU reference: K/V types, mask, sinks, ALiBi, softcap, GQA. */
+import { f32Param, GgmlOp, GgmlType, GpuCheck } from "./testing.ts";
+
+const gc = await GpuCheck.open();
+const ignore = gc === null;
+const { F32, F16, BF16 } = GgmlType;
+
+async function fa(
+  dk: number,
+  dv: number,
+  nq: number,
+  h: number,
+  hkv: number,
+  nkv: number,
+  kt: number,
+  vt: number,
+  opts: { mask?: boolean; sinks?: boolean; maxBias?: number; softcap?: number; bq?: number } = {},
+): Promise<void> {
+  const b = gc!.bed;
+  const bq = opts.bq ?? 1;
+  const q = b.tensor(F32, [dk, nq, h, bq]);
+  const k = b.tensor(kt, [dk, nkv, hkv, bq], { offset: kt === F32 ? 4 : 2 });
+  const v = b.tensor(vt, [dv, nkv, hkv, bq]);
+  let mask = null;
+  if (opts.mask) {
+    const vals = Array.from(
+      { length: nkv * (nq + 1) },
+      (_, i) => (i * 7919) % 5 === 0 ? -Infinity : Math.sin(i),
+    );
+    mask = b.tensor(F16, [nkv, nq + 1, 1, 1], { values: vals });
+  }
+  const sinks = opts.sinks ? b.tensor(F32, [h]) : null;
+  const out = b.node(GgmlOp.FLASH_ATTN_EXT, F32, [dv, h, nq, bq], [q, k, v, mask, sinks], [
+    f32Param(1 / Math.sqrt(dk)),
+    f32Param(opts.maxBias ?? 0),
+    f32Param(opts.softcap ?? 0),
+  ]);
+  await gc!.check(out, 1e-6);
+}
+
+Deno.test({ name: "webgpu FLASH_ATTN_EXT: f16/f32/bf16 K and V, mask, GQA, odd sizes", ignore }, async () => {
+  await fa(64, 64, 3, 4, 2, 77, F16, F16, { mask: true });
+  await fa(40, 24, 2, 2, 1, 33, F32, F32, { mask: true, bq: 2 });
+  await fa(32, 32, 1, 2, 2, 40, BF16, F16);
+});
+
+Deno.test({ name: "webgpu FLASH_ATTN_EXT: sinks, ALiBi, logit softcap, head size 256", ignore }, async () => {
+  await fa(64, 64, 2, 4, 4, 50, F16, F16, { mask: true, sinks: true, maxBias: 8 });
+  await fa(32, 32, 2, 2, 1, 45, F16, F16, { mask: true, softcap: 30 });
+  await fa(256, 256, 1, 2, 1, 20, F16, F16, { mask: true });
+});
