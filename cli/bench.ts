@@ -20,6 +20,7 @@ import { formatBytes, markdownTable } from "./format.ts";
 export const BENCH_HELP = `Usage: graphwire bench [options]
        graphwire bench ops [options]     op-level benchmarks (see "bench ops --help")
        graphwire bench mul-mat SERVERS   one MUL_MAT on ggml RPC servers side by side
+       graphwire bench providers         WebGPU providers: wait latency, per-dispatch cost, stability
 
 Benches a llama-family model (deterministic random weights) the way llama-bench does, on local
 devices or ggml RPC servers, and reports what crossed the wire per token. With no options it
@@ -245,6 +246,11 @@ export async function benchMain(argv: string[]): Promise<number> {
       throw new Error(`the op bench (bench/ops.ts) could not be loaded: ${(e as Error).message}`);
     }
     return await mod.benchOpsMain(argv.slice(1));
+  }
+  if (argv[0] === "providers") {
+    // WebGPU providers side by side (bench/webgpu_providers.ts), loaded only when asked for.
+    const { benchProvidersMain } = await import("../bench/webgpu_providers.ts");
+    return await benchProvidersMain(argv.slice(1));
   }
   if (argv[0] === "mul-mat") {
     const { benchMulMatMain } = await import("../bench/mul_mat_rpc.ts");
