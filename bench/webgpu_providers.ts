@@ -81,6 +81,8 @@ export interface ProviderRecord {
   longSubmitMs?: number[];
   longOk?: number;
   longTarget?: number;
+  /** Optional features of note the adapter lists. */
+  features?: string[];
   log?: string;
 }
 
@@ -122,6 +124,7 @@ async function child(name: string, o: Opts): Promise<void> {
     adapter: [info.vendor, info.device, info.description, info.backend].filter((s) => s && s !== "0").join(
       " ",
     ),
+    features: [...adapter.features].filter((f) => ["timestamp-query", "shader-f16", "subgroups"].includes(f)),
   });
   const U = GPUBufferUsage;
   const n = 64;
@@ -243,6 +246,7 @@ async function child(name: string, o: Opts): Promise<void> {
     }
     // Some adapters (GL ones) accept timestamp queries but write zeros: no figure then.
     if (median(per) > 0) rec.gpuDispatchUsTimestamps = median(per);
+    else rec.log = `timestamps gave no figure: ${per.map((x) => x.toFixed(3)).join(" ")} µs`;
   }
   const wall = async (k: number) => {
     const ts: number[] = [];
@@ -319,7 +323,7 @@ async function measure(name: string, o: Opts): Promise<ProviderRecord> {
   const rec: ProviderRecord = { provider: name, status: "running" };
   const self = new URL(import.meta.url).pathname;
   const cmd = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--unstable-webgpu", self, "--child", name, ...childArgs(o)],
+    args: ["run", "--no-check", "-A", "--unstable-webgpu", self, "--child", name, ...childArgs(o)],
     stdout: "piped",
     stderr: "piped",
   });
@@ -423,7 +427,7 @@ export function table(recs: ProviderRecord[]): string {
     }
   }
   for (const r of recs) {
-    if (r.adapter) out.push(`${r.provider}: ${r.adapter}`);
+    if (r.adapter) out.push(`${r.provider}: ${r.adapter} [${(r.features ?? []).join(", ")}]`);
     if (r.log) out.push(`${r.provider} log: ${r.log}`);
   }
   return out.join("\n");
