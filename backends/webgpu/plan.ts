@@ -19,7 +19,8 @@
 import { DeviceError } from "../../protocol/errors.ts";
 import type { Graph } from "../../protocol/graph/graph.ts";
 import { VIEW_OPS } from "../../protocol/graph/ops.ts";
-import { describeNode, nbytes, type Tensor } from "../../protocol/graph/tensor.ts";
+import { describeNode, nbytes, newTensor, type Tensor } from "../../protocol/graph/tensor.ts";
+import { GgmlType } from "../../protocol/graph/types.ts";
 import type { Plan } from "../device.ts";
 import type { WebGpuBuffer } from "./buffer.ts";
 import type { WebGpuDevice } from "./device.ts";
@@ -53,6 +54,10 @@ export class WebGpuPlan implements Plan {
   #params: Uint8Array<ArrayBuffer> = new Uint8Array(0);
   #paramBuf: GPUBuffer | null = null;
   #ctx: BuildContext;
+  /** Scratch for nodes that ask for it (BuildContext.scratch): grown to the largest request. */
+  #scratch: WebGpuBuffer | null = null;
+  #scratchWant = 0;
+  #scratchTensors: Tensor[] = [];
 
   private constructor(device: WebGpuDevice, graph: Graph) {
     this.device = device;
@@ -66,6 +71,13 @@ export class WebGpuPlan implements Plan {
       caps: device.caps,
       byteOffset: (t) => t.offset - Math.floor(t.offset / align) * align,
       elemOffset: (t) => Math.floor((t.offset - Math.floor(t.offset / align) * align) / elemSize(t.type)),
+      scratch: (bytes) => {
+        const n = Math.max(1, Math.ceil(bytes / 4));
+        const t = newTensor({ type: GgmlType.F32, ne: [n], name: "scratch" });
+        this.#scratchWant = Math.max(this.#scratchWant, 4 * n);
+        this.#scratchTensors.push(t);
+        return t;
+      },
     };
   }
 
@@ -105,6 +117,8 @@ export class WebGpuPlan implements Plan {
   free(): void {
     this.#paramBuf?.destroy();
     this.#paramBuf = null;
+    this.#scratch?.free();
+    this.#scratch = null;
     this.#steps = [];
   }
 
@@ -131,6 +145,18 @@ export class WebGpuPlan implements Plan {
         }
         dispatches.push({ node, d });
       }
+    }
+    // scratch tensors asked for while building: one buffer of the largest size backs them all
+    if (this.#scratchTensors.length) {
+      if (!this.#scratch || this.#scratch.size < this.#scratchWant) {
+        this.#scratch?.free();
+        this.#scratch = this.device.allocBuffer(this.#scratchWant);
+        if (!this.#scratch) {
+          throw new DeviceError(`webgpu: cannot allocate ${this.#scratchWant} bytes of scratch`);
+        }
+      }
+      for (const t of this.#scratchTensors) t.buffer = this.#scratch;
+      this.#scratchTensors = [];
     }
     if (old && old.length !== dispatches.length) old = null;
     const size = Math.max(1, dispatches.length) * this.#slot;

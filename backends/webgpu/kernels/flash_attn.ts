@@ -52,7 +52,7 @@ export function supportsFlashAttn(n: Tensor): boolean {
     if (H % mask.ne[2] !== 0 || Bq % mask.ne[3] !== 0) return false;
   }
   if (sinks && (sinks.type !== F32 || sinks.ne[0] < H || !elementAddressable(sinks))) return false;
-  return grid(N * H * Bq) !== null;
+  return grid(N * H * Bq * kvSplits(N * H * Bq, k.ne[1])) !== null;
 }
 
 /** WGSL: `x` rounded to the storage precision of `type` (Q is rounded to K's type). */
@@ -62,8 +62,38 @@ function roundTo(type: number, x: string): string {
   return x;
 }
 
-/** The dispatch computing FLASH_ATTN_EXT node `n`. */
-export function flashAttnDispatch(n: Tensor, info: BindInfo): Dispatch {
+/**
+ * Key splits per (query, head, batch) row: enough workgroups to fill a large GPU when there are few
+ * rows (decoding), each split at least one block of keys; 1 when rows alone fill it.
+ */
+export function kvSplits(rows: number, nkv: number): number {
+  return Math.max(1, Math.min(Math.ceil(nkv / BKV), Math.floor(TARGET_GROUPS / rows), MAX_SPLITS));
+}
+
+/** Workgroups a split dispatch aims at (16 per SM on a 128-SM GPU). */
+const TARGET_GROUPS = 2048;
+/** Most splits of one row. */
+const MAX_SPLITS = 512;
+
+/**
+ * The dispatches computing FLASH_ATTN_EXT node `n`: one, or with `ctx.scratch` and few rows, a
+ * split-KV pass writing each split's running max, sum and unnormalized output to scratch, then a
+ * pass combining the splits of each row.
+ */
+export function flashAttnDispatches(
+  n: Tensor,
+  ctx: BindInfo & { scratch?(bytes: number): Tensor },
+): Dispatch[] {
+  const [q, k, v] = n.src as Tensor[];
+  const rows = q.ne[1] * q.ne[2] * q.ne[3];
+  const S = ctx.scratch ? kvSplits(rows, k.ne[1]) : 1;
+  if (S === 1) return [flashAttnDispatch(n, ctx, null, 1)];
+  const sc = ctx.scratch!(rows * S * (v.ne[0] + 2) * 4);
+  return [flashAttnDispatch(n, ctx, sc, S), combineDispatch(n, ctx, sc, S)];
+}
+
+/** The attention pass of node `n`: final (`sc` null) or per split into `sc`. */
+export function flashAttnDispatch(n: Tensor, info: BindInfo, sc: Tensor | null, S: number): Dispatch {
   const [q, k, v, mask, sinks] = n.src as Tensor[];
   const [DK, N, H, Bq] = q.ne;
   const DV = v.ne[0];
@@ -89,6 +119,8 @@ export function flashAttnDispatch(n: Tensor, info: BindInfo): Dispatch {
     ["rk2", "u32", H / k.ne[2]],
     ["rv2", "u32", H / v.ne[2]],
     ["rows", "u32", N * H * Bq],
+    ["S", "u32", S],
+    ["chunk", "u32", Math.ceil(Math.ceil(k.ne[1] / S) / BKV) * BKV],
     ["scale", "f32", scale],
     ["softcap", "f32", softcap],
     ["max_bias", "f32", maxBias],
@@ -107,12 +139,12 @@ export function flashAttnDispatch(n: Tensor, info: BindInfo): Dispatch {
     decl += declareTensor("mk", F16, bindings.length, false);
     bindings.push({ tensor: mask, write: false });
   }
-  if (sinks) {
+  if (sinks && !sc) {
     decl += declareTensor("sk", F32, bindings.length, false);
     bindings.push({ tensor: sinks, write: false });
   }
   decl += `@group(0) @binding(${bindings.length}) var<storage, read_write> d: array<f32>;\n`;
-  bindings.push({ tensor: n, write: true });
+  bindings.push({ tensor: sc ?? n, write: true });
   decl += `@group(0) @binding(${bindings.length}) var<uniform> p: P;\n`;
   const DVT = Math.ceil(DV / WG); // output columns per invocation
   const bf = k.type === BF16
@@ -126,8 +158,10 @@ export function flashAttnDispatch(n: Tensor, info: BindInfo): Dispatch {
     `var<workgroup> part: array<f32, ${WG}>;\n` +
     `var<workgroup> ps: array<f32, ${BKV}>;\n` +
     entry(WG) +
-    `  if (lin >= p.rows) { return; }\n` +
-    `  let iq1 = lin % p.N;\n  let iq2 = (lin / p.N) % p.H;\n  let iq3 = lin / (p.N * p.H);\n` +
+    `  let row = lin / p.S;\n  let split = lin % p.S;\n` +
+    `  if (row >= p.rows) { return; }\n` +
+    `  let iq1 = row % p.N;\n  let iq2 = (row / p.N) % p.H;\n  let iq3 = row / (p.N * p.H);\n` +
+    `  let jb = split * p.chunk;\n  let je = min(p.NKV, jb + p.chunk);\n` +
     `  let ik2 = iq2 / p.rk2;\n  let iv2 = iq2 / p.rv2;\n` +
     `  for (var c = t; c < p.DK; c += ${WG}u) {\n` +
     `    qs[c] = ${
@@ -141,12 +175,12 @@ export function flashAttnDispatch(n: Tensor, info: BindInfo): Dispatch {
     `  var M = NEG;\n  var L = 0.0;\n  var acc: array<f32, ${DVT}>;\n` +
     `  let lane = t % 4u;\n  let kj = t / 4u;\n` +
     `  workgroupBarrier();\n` +
-    `  for (var j0 = 0u; j0 < p.NKV; j0 += ${BKV}u) {\n` +
+    `  for (var j0 = jb; j0 < je; j0 += ${BKV}u) {\n` +
     `    let j = j0 + kj;\n` +
     `    var s = 0.0;\n` +
     `    var mv = 0.0;\n` +
-    (mask ? `    if (j < p.NKV) { mv = slope * ld_mk(mb + j * p.m_s0); }\n` : "") +
-    `    if (j < p.NKV && mv > NEG) {\n` +
+    (mask ? `    if (j < je) { mv = slope * ld_mk(mb + j * p.m_s0); }\n` : "") +
+    `    if (j < je && mv > NEG) {\n` +
     `      let kr = kb + j * p.k_s1;\n` +
     `      for (var c = lane; c < p.DK; c += 4u) { s += qs[c] * ld_k(kr + c * p.k_s0); }\n` +
     `    }\n` +
@@ -154,7 +188,7 @@ export function flashAttnDispatch(n: Tensor, info: BindInfo): Dispatch {
     `    workgroupBarrier();\n` +
     `    if (lane == 0u) {\n` +
     `      var sc = NEG;\n` +
-    `      if (j < p.NKV && mv > NEG) {\n` +
+    `      if (j < je && mv > NEG) {\n` +
     `        sc = (part[t] + part[t + 1u] + part[t + 2u] + part[t + 3u]) * p.scale;\n` +
     `        if (p.softcap != 0.0) { sc = p.softcap * tanh(sc); }\n` +
     `        sc = sc + mv;\n      }\n` +
@@ -175,21 +209,74 @@ export function flashAttnDispatch(n: Tensor, info: BindInfo): Dispatch {
     `    M = bm;\n` +
     `    workgroupBarrier();\n` +
     `  }\n` +
-    (sinks
-      ? `  let sink = ld_sk(p.s_off + iq2 * p.s_s0);\n` +
-        `  if (sink > M) { let f = exp(M - sink); L = L * f; ` +
-        `for (var r = 0u; r < ${DVT}u; r++) { acc[r] = acc[r] * f; } M = sink; }\n` +
-        `  L += exp(sink - M);\n`
-      : "") +
-    `  let inv = select(0.0, 1.0 / L, L > 0.0);\n` +
-    `  for (var r = 0u; r < ${DVT}u; r++) {\n` +
-    `    let c = t + r * ${WG}u;\n` +
-    `    if (c < p.DV) { d[p.d_off + c * p.d_s0 + iq2 * p.d_s1 + iq1 * p.d_s2 + iq3 * p.d_s3] = acc[r] * inv; }\n` +
-    `  }\n}\n`;
+    (sc
+      ? `  let ob = row * p.S + split;\n` +
+        `  if (t == 0u) { d[ob * (p.DV + 2u)] = M; d[ob * (p.DV + 2u) + 1u] = L; }\n` +
+        `  for (var r = 0u; r < ${DVT}u; r++) {\n` +
+        `    let c = t + r * ${WG}u;\n    if (c < p.DV) { d[ob * (p.DV + 2u) + 2u + c] = acc[r]; }\n  }\n}\n`
+      : ((sinks
+        ? `  let sink = ld_sk(p.s_off + iq2 * p.s_s0);\n` +
+          `  if (sink > M) { let f = exp(M - sink); L = L * f; ` +
+          `for (var r = 0u; r < ${DVT}u; r++) { acc[r] = acc[r] * f; } M = sink; }\n` +
+          `  L += exp(sink - M);\n`
+        : "") +
+        `  let inv = select(0.0, 1.0 / L, L > 0.0);\n` +
+        `  for (var r = 0u; r < ${DVT}u; r++) {\n` +
+        `    let c = t + r * ${WG}u;\n` +
+        `    if (c < p.DV) { d[p.d_off + c * p.d_s0 + iq2 * p.d_s1 + iq1 * p.d_s2 + iq3 * p.d_s3] = acc[r] * inv; }\n` +
+        `  }\n}\n`));
   return {
-    key: `flash_attn:${typeName(k.type)}:${typeName(v.type)}:${DK}:${DV}:${mask ? "m" : "-"}:${
-      sinks ? "s" : "-"
-    }`,
+    key: `flash_attn${sc ? "_split" : ""}:${typeName(k.type)}:${typeName(v.type)}:${DK}:${DV}:${
+      mask ? "m" : "-"
+    }:${sinks ? "s" : "-"}`,
+    code,
+    bindings,
+    params: packFields(fields),
+    groups: grid(N * H * Bq * S)!,
+  };
+}
+
+/** Combines the S splits of each row from `sc` (with the sinks) into dst. */
+function combineDispatch(n: Tensor, info: BindInfo, sc: Tensor, S: number): Dispatch {
+  const [q, , v, , sinks] = n.src as Tensor[];
+  const [, N, H, Bq] = q.ne;
+  const DV = v.ne[0];
+  const fields: Field[] = [
+    ...tensorFields("d", n, info),
+    ["s_off", "u32", sinks ? info.elemOffset(sinks) : 0],
+    ["s_s0", "u32", sinks ? elemStrides(sinks)![0] : 0],
+    ["DV", "u32", DV],
+    ["N", "u32", N],
+    ["H", "u32", H],
+    ["rows", "u32", N * H * Bq],
+    ["S", "u32", S],
+  ];
+  const bindings: Dispatch["bindings"] = [{ tensor: sc, write: false }];
+  let decl = `@group(0) @binding(0) var<storage, read> sc: array<f32>;\n`;
+  if (sinks) {
+    decl += declareTensor("sk", F32, 1, false);
+    bindings.push({ tensor: sinks, write: false });
+  }
+  decl += `@group(0) @binding(${bindings.length}) var<storage, read_write> d: array<f32>;\n`;
+  bindings.push({ tensor: n, write: true });
+  decl += `@group(0) @binding(${bindings.length}) var<uniform> p: P;\n`;
+  const code = paramStruct("P", fields) + decl + entry(WG) +
+    `  let row = lin;\n  if (row >= p.rows) { return; }\n` +
+    `  let iq1 = row % p.N;\n  let iq2 = (row / p.N) % p.H;\n  let iq3 = row / (p.N * p.H);\n` +
+    `  let w = p.DV + 2u;\n  let b0 = row * p.S;\n` +
+    `  var M = -3.402823e38;\n` +
+    `  for (var s = 0u; s < p.S; s++) { M = max(M, sc[(b0 + s) * w]); }\n` +
+    (sinks ? `  let sink = ld_sk(p.s_off + iq2 * p.s_s0);\n  M = max(M, sink);\n` : "") +
+    `  var L = 0.0;\n` +
+    `  for (var s = 0u; s < p.S; s++) { L += sc[(b0 + s) * w + 1u] * exp(sc[(b0 + s) * w] - M); }\n` +
+    (sinks ? `  L += exp(sink - M);\n` : "") +
+    `  let inv = select(0.0, 1.0 / L, L > 0.0);\n` +
+    `  for (var c = t; c < p.DV; c += ${WG}u) {\n` +
+    `    var o = 0.0;\n` +
+    `    for (var s = 0u; s < p.S; s++) { o += sc[(b0 + s) * w + 2u + c] * exp(sc[(b0 + s) * w] - M); }\n` +
+    `    d[p.d_off + c * p.d_s0 + iq2 * p.d_s1 + iq1 * p.d_s2 + iq3 * p.d_s3] = o * inv;\n  }\n}\n`;
+  return {
+    key: "flash_attn_combine",
     code,
     bindings,
     params: packFields(fields),
@@ -198,5 +285,5 @@ export function flashAttnDispatch(n: Tensor, info: BindInfo): Dispatch {
 }
 
 defineKernels({
-  FLASH_ATTN_EXT: { supports: (n) => supportsFlashAttn(n), build: (n, ctx) => [flashAttnDispatch(n, ctx)] },
+  FLASH_ATTN_EXT: { supports: (n) => supportsFlashAttn(n), build: (n, ctx) => flashAttnDispatches(n, ctx) },
 });

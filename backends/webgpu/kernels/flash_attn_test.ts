@@ -49,3 +49,11 @@ Deno.test({ name: "webgpu FLASH_ATTN_EXT: sinks, ALiBi, logit softcap, head size
   await fa(32, 32, 2, 2, 1, 45, F16, F16, { mask: true, softcap: 30 });
   await fa(256, 256, 1, 2, 1, 20, F16, F16, { mask: true });
 });
+
+Deno.test(
+  { name: "webgpu FLASH_ATTN_EXT decode: keys split over workgroups, then combined", ignore },
+  async () => {
+    await fa(128, 128, 1, 2, 1, 700, F16, F16, { mask: true, sinks: true });
+    await fa(64, 64, 1, 1, 1, 1000, F32, F32, { mask: true, maxBias: 4 });
+  },
+);

@@ -90,6 +90,12 @@ export interface BindInfo {
 /** What {@linkcode Kernel.build} receives besides the node. */
 export interface BuildContext extends BindInfo {
   caps: Caps;
+  /**
+   * A plan-owned f32 scratch tensor of at least `bytes` bytes (offset 0), for a node whose
+   * dispatches pass partial results to each other (split-KV attention). One buffer is shared by
+   * every node of the plan: its contents do not outlive the node. Absent where no plan backs it.
+   */
+  scratch?(bytes: number): Tensor;
 }
 
 /** A tensor bound to a dispatch. */
