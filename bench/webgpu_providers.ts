@@ -7,8 +7,8 @@
  * - CPU cost per dispatch: createBindGroup, a 64-byte writeBuffer, encoding one dependent
  *   dispatch (setBindGroup with a dynamic offset + dispatchWorkgroups) into a compute pass;
  * - GPU cost per dependent dispatch: timestamps around a pass of N dispatches that each read and
- *   write one buffer (when the adapter has timestamp-query), and the wall-time slope between
- *   passes of 1 and N+1 dispatches;
+ *   write one buffer (when the adapter has timestamp-query), and the slope of the time from the
+ *   end of submit to the end of the wait between passes of 1 and 20N+1 dispatches;
  * - stability: one submit whose kernel runs ~60–90 ms (a loop calibrated on the adapter),
  *   repeated, each followed by a wait and a check of its result.
  *
@@ -252,14 +252,15 @@ async function child(name: string, o: Opts): Promise<void> {
     const ts: number[] = [];
     for (let r = 0; r < 5; r++) {
       const cb = pass(k).finish();
-      const t0 = performance.now();
       dev.queue.submit([cb]);
+      // from the end of submit (Dawn records its Vulkan commands inside submit, wgpu at finish)
+      const t0 = performance.now();
       await dev.queue.onSubmittedWorkDone();
       ts.push(performance.now() - t0);
     }
     return median(ts);
   };
-  const big = N * 10;
+  const big = N * 20;
   rec.gpuDispatchUsWall = ((await wall(big + 1)) - (await wall(1))) * 1000 / big;
   emit(rec);
 
