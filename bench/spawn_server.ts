@@ -25,8 +25,18 @@ export interface SpawnedServer {
   close(): Promise<void>;
 }
 
-/** The command that runs graphwire itself: the compiled executable, or deno with cli/main.ts. */
+/**
+ * The command that runs graphwire itself: the worker package's launcher (it sets GRAPHWIRE_SELF),
+ * the compiled executable, or deno with cli/main.ts.
+ */
 export function selfCommand(): { cmd: string; args: string[] } {
+  let launcher: string | undefined;
+  try {
+    launcher = Deno.env.get("GRAPHWIRE_SELF") || undefined;
+  } catch {
+    // no env permission
+  }
+  if (launcher) return { cmd: launcher, args: [] };
   const exe = Deno.execPath();
   const base = exe.split(/[\\/]/).pop()!.toLowerCase();
   if (base === "deno" || base === "deno.exe") {

@@ -146,7 +146,14 @@ export async function compile(
   await Deno.mkdir(output.slice(0, output.lastIndexOf("/")) || ".", { recursive: true });
   const r = await runCommand(Deno.execPath(), args, { cwd: root });
   if (r.code !== 0) {
-    if (isDenortFailure(r.stderr)) throw new CompileError(noDenortMessage(causeOf(r.stderr)));
+    if (isDenortFailure(r.stderr)) {
+      const cause = causeOf(r.stderr);
+      throw new CompileError(
+        noDenortMessage(
+          denort ? `DENORT_BIN=${denort}: ${cause}` : `downloading ${denortUrl().zip} failed (${cause})`,
+        ),
+      );
+    }
     throw new CompileError(`deno compile failed:\n${plain(r.stderr).trim()}`);
   }
   log(`      ${size((await Deno.stat(output)).size)}`);
@@ -159,7 +166,7 @@ export async function compile(
     log(`      ${lib.slice(root.length + 1)} -> ${dir}/${base}`);
   }
   if (!natives.length) log(`      none built (deno task build:native builds the CUDA/HIP one)`);
-  log(`\n${output}\nOn a worker: ${output.slice(dir.length + 1)} rpc-server -H 0.0.0.0 -p 50052`);
+  log(`\n${output}\nOn a worker: ./${output.slice(dir.length + 1)} rpc-server -H 0.0.0.0 -p 50052`);
   return output;
 }
 

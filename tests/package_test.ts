@@ -1,0 +1,136 @@
+/**
+ * The offline worker package as a worker node uses it: `deno task package` into a temporary folder,
+ * unpacked into another, `./graphwire rpc-server` started on loopback with a PATH that has no deno
+ * (only sh), and the packaged `./graphwire rpc-client info` against it.
+ */
+
+import { buildPackage, LAUNCH_FLAGS, shLauncher } from "../cli/package.ts";
+import { assert, assertEquals } from "./asserts.ts";
+
+const dec = new TextDecoder();
+
+function which(cmd: string, path: string): string | undefined {
+  for (const dir of path.split(":")) {
+    try {
+      if (Deno.statSync(`${dir}/${cmd}`).isFile) return `${dir}/${cmd}`;
+    } catch {
+      // not there
+    }
+  }
+  return undefined;
+}
+
+/** A PATH holding only `sh`: the launcher must need nothing else. */
+async function shOnlyPath(tmp: string): Promise<string> {
+  const bin = `${tmp}/bin`;
+  await Deno.mkdir(bin);
+  const sh = which("sh", Deno.env.get("PATH") ?? "/usr/bin:/bin") ?? "/bin/sh";
+  await Deno.symlink(sh, `${bin}/sh`);
+  assertEquals(which("deno", bin), undefined);
+  return bin;
+}
+
+/** Starts the packaged rpc-server; resolves with its endpoint once the banner names it. */
+async function startPackagedServer(dir: string, env: Record<string, string>) {
+  const child = new Deno.Command(`${dir}/graphwire`, {
+    args: ["rpc-server", "-H", "127.0.0.1", "-p", "0", "-d", "cpu"],
+    cwd: dir,
+    clearEnv: true,
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  let banner = "";
+  const deadline = Date.now() + 60_000;
+  while (!/Devices:[\s\S]*\n\s+\S+:.*free\)/.test(banner) && Date.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    banner += dec.decode(value);
+  }
+  reader.releaseLock();
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    await child.stdout.cancel();
+    const err = await new Response(child.stderr).text();
+    await child.status;
+    return err;
+  };
+  const m = /endpoint\s*:\s*(\S+)/.exec(banner);
+  if (!m) throw new Error(`no endpoint in the banner:\n${banner}\n${await stop()}`);
+  return { endpoint: m[1], banner, stop };
+}
+
+Deno.test("the launcher uses only sh builtins and runs the shipped deno with graphwire's flags", () => {
+  const sh = shLauncher();
+  assert.match(sh, /^#!\/bin\/sh\n/);
+  assert.match(sh, /exec "\$here\/deno" run .*"\$here\/graphwire\.js" "\$@"/);
+  for (const f of ["--allow-net", "--allow-ffi", "--unstable-webgpu", "--no-config", "--no-remote"]) {
+    assert.ok(LAUNCH_FLAGS.includes(f), f);
+  }
+  // No external tools but readlink (only when the launcher is reached through a symlink).
+  for (const tool of ["dirname", "basename", "realpath", "sed", "awk", "id "]) {
+    assert.ok(!sh.includes(tool), `launcher uses ${tool}`);
+  }
+});
+
+Deno.test({
+  name: "worker package: built offline, unpacked, rpc-server and rpc-client info with no deno on PATH",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const tmp = await Deno.makeTempDir({ prefix: "gw-package-test-" });
+    try {
+      const lines: string[] = [];
+      const archive = await buildPackage({ outDir: `${tmp}/dist`, log: (l) => lines.push(l) });
+      assert.match(archive, /graphwire-worker-[a-z]+-[a-z0-9_]+\.tar\.gz$/);
+      for (let i = 1; i <= 6; i++) assert.ok(lines.some((l) => l.startsWith(`[${i}/6]`)), lines.join("\n"));
+
+      const unpack = `${tmp}/unpacked`;
+      await Deno.mkdir(unpack);
+      const tar = await new Deno.Command("tar", { args: ["-xzf", archive, "-C", unpack] }).output();
+      assertEquals(tar.code, 0, dec.decode(tar.stderr));
+      const name = archive.slice(archive.lastIndexOf("/") + 1).replace(/\.tar\.gz$/, "");
+      const dir = `${unpack}/${name}`;
+      for (const f of ["graphwire", "deno", "graphwire.js", "worker.ts", "README.txt"]) {
+        assert.ok(Deno.statSync(`${dir}/${f}`).isFile, `${f} in the package`);
+      }
+
+      const env = { PATH: await shOnlyPath(tmp), HOME: `${tmp}/home` };
+      const server = await startPackagedServer(dir, env);
+      let serverLog = "";
+      try {
+        assert.match(server.banner, /Starting RPC server v5\.1\.0 \(graphwire\)/);
+        assert.match(server.banner, /cpu: /);
+        const info = await new Deno.Command(`${dir}/graphwire`, {
+          args: ["rpc-client", "info", server.endpoint, "--json"],
+          cwd: dir,
+          clearEnv: true,
+          env,
+          stdin: "null",
+        }).output();
+        assertEquals(info.code, 0, dec.decode(info.stderr));
+        const j = JSON.parse(dec.decode(info.stdout));
+        assertEquals([j.version, j.devices.length], ["5.1.0", 1]);
+      } finally {
+        serverLog = await server.stop();
+      }
+      assert.ok(!/error|panic/i.test(serverLog), serverLog);
+
+      // Reached through a symlink from elsewhere (as from /usr/local/bin), it still finds its files.
+      await Deno.mkdir(`${tmp}/elsewhere`);
+      await Deno.symlink(`${dir}/graphwire`, `${tmp}/elsewhere/graphwire`);
+      const help = await new Deno.Command(`${tmp}/elsewhere/graphwire`, { args: ["--help"], cwd: tmp })
+        .output();
+      assertEquals(help.code, 0, dec.decode(help.stderr));
+      assert.match(dec.decode(help.stdout), /rpc-server/);
+    } finally {
+      await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    }
+  },
+});
