@@ -185,12 +185,17 @@ export class WebGpuDevice implements Device {
       maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
       maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
     };
-    const what = [info.vendor, info.architecture, info.device, info.description].filter((x) => x && x !== "0")
-      .join(" ");
+    const hex = (x: string) => /^\d+$/.test(x) ? `0x${Number(x).toString(16)}` : x;
+    const ids = [
+      info.vendor && `vendor ${hex(info.vendor)}`,
+      info.architecture,
+      info.device && info.device !== "0" && `device ${hex(info.device)}`,
+    ].filter(Boolean).join(", ");
+    const what = `${info.description || "adapter"}${ids ? ` [${ids}]` : ""}`;
     const feats = [...this.features].filter((f) =>
       ["shader-f16", "timestamp-query", "subgroups"].includes(f)
     );
-    this.description = `WebGPU ${what || "adapter"} (${provider}; bindings ≤ ${
+    this.description = `WebGPU ${what} (${provider}; bindings ≤ ${
       (l.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)
     } MiB, buffers ≤ ${(l.maxBufferSize / 2 ** 20).toFixed(0)} MiB; ${
       feats.join(", ") || "no optional features"
