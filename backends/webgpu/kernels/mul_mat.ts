@@ -9,8 +9,9 @@
  *   rows of `a` with 16-byte loads (8 halves or 4 floats per load) when rows are packed and aligned,
  *   keeps every column's partial sums in registers, and reduces across the workgroup in shared
  *   memory; element-wise strided loads otherwise.
- * - tiled, for more columns: 64×64 output tiles, 16-deep slices of `a` and `b` staged in workgroup
- *   memory as f32, 4×4 outputs per invocation.
+ * - tiled, for more columns: 16×16 invocations each computing 8×8, 4×8 or 4×4 outputs (the largest
+ *   tile that still gives a few workgroups per SM), k-slices of `a` and `b` staged in workgroup
+ *   memory as f32, f32 sums.
  * @module
  */
 
@@ -111,7 +112,8 @@ function plan(n: Tensor): { matvec: boolean; groups: [number, number, number] } 
     const g = grid(Math.ceil(M / rowsPerGroup(N)) * batches);
     return g ? { matvec: true, groups: g } : null;
   }
-  const g = grid(Math.ceil(M / TILE) * Math.ceil(N / TILE) * batches);
+  const tl = tilingFor(M, N, batches);
+  const g = grid(Math.ceil(M / (16 * tl.tm)) * Math.ceil(N / (16 * tl.tn)) * batches);
   return g ? { matvec: false, groups: g } : null;
 }
 
@@ -228,55 +230,95 @@ export function matvecCode(
     `  }\n}\n`;
 }
 
-/** Output tile edge of the tiled kernel. */
-const TILE = 64;
-/** k-slice depth staged per step. */
-const BK = 16;
+/** A tiled kernel's shape: outputs per invocation (TM rows × TN columns) and k-slice depth. */
+export interface Tiling {
+  tm: number;
+  tn: number;
+  bk: number;
+}
 
-function tiledCode(aType: number, bType: number, fields: Field[]): string {
+/** 16×16 invocations, each TM×TN outputs: the workgroup's tile is 16·TM × 16·TN. */
+export const TILINGS: readonly Tiling[] = [{ tm: 8, tn: 8, bk: 8 }, { tm: 4, tn: 8, bk: 16 }, {
+  tm: 4,
+  tn: 4,
+  bk: 16,
+}];
+
+/** Workgroups the tiled kernel wants at least (a few per SM of a large GPU). */
+const MIN_TILES = 264;
+
+/** Tuning: `force` pins one tiling (tests use it to cover every variant on small shapes). */
+export const mulMatTuning: { force: Tiling | null } = { force: null };
+
+/** The largest tiling that still gives MIN_TILES workgroups (the smallest when none does). */
+function tilingFor(M: number, N: number, batches: number): Tiling {
+  if (mulMatTuning.force) return mulMatTuning.force;
+  for (const t of TILINGS) {
+    if (Math.ceil(M / (16 * t.tm)) * Math.ceil(N / (16 * t.tn)) * batches >= MIN_TILES) return t;
+  }
+  return TILINGS[TILINGS.length - 1];
+}
+
+function tiledCode(aType: number, bType: number, fields: Field[], tl: Tiling): string {
+  const { tm, tn, bk } = tl;
+  const BM = 16 * tm, BN = 16 * tn, VM = tm / 4, VN = tn / 4;
+  const la = (BM * bk) / 256, lb = (BN * bk) / 256;
+  const fma = Array.from(
+    { length: tn },
+    (_, j) =>
+      Array.from(
+        { length: VM },
+        (_, v) => `      acc[${j * VM + v}] += av${v} * bv${Math.floor(j / 4)}.${"xyzw"[j % 4]};\n`,
+      )
+        .join(""),
+  ).join("");
   return `${paramStruct("P", fields)}` + declareTensor("a", aType, 0, false) +
     declareTensor("b", bType, 1, false) +
     `@group(0) @binding(2) var<storage, read_write> d: array<f32>;\n` +
     `@group(0) @binding(3) var<uniform> p: P;\n` +
-    `const T: u32 = ${TILE}u;\nconst BK: u32 = ${BK}u;\n` +
-    `var<workgroup> As: array<vec4<f32>, ${(BK * TILE) / 4}>;\n` +
-    `var<workgroup> Bs: array<vec4<f32>, ${(BK * TILE) / 4}>;\n` +
+    `const BM: u32 = ${BM}u;\nconst BN: u32 = ${BN}u;\nconst BK: u32 = ${bk}u;\n` +
+    `var<workgroup> As: array<vec4<f32>, ${(bk * BM) / 4}>;\n` +
+    `var<workgroup> Bs: array<vec4<f32>, ${(bk * BN) / 4}>;\n` +
     `@compute @workgroup_size(256)\n` +
     `fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,\n` +
     `        @builtin(local_invocation_index) t: u32) {\n` +
     `  ${LINEAR_WG}\n` +
-    `  let tm = (p.M + T - 1u) / T;\n  let tn = (p.N + T - 1u) / T;\n` +
+    `  let tm = (p.M + BM - 1u) / BM;\n  let tn = (p.N + BN - 1u) / BN;\n` +
     `  if (lin >= tm * tn * p.batches) { return; }\n` +
     `  let bt = lin / (tm * tn);\n  let rem = lin - bt * tm * tn;\n` +
-    `  let m0 = (rem % tm) * T;\n  let n0 = (rem / tm) * T;\n` +
+    `  let m0 = (rem % tm) * BM;\n  let n0 = (rem / tm) * BN;\n` +
     `  let i2 = bt % p.ne2;\n  let i3 = bt / p.ne2;\n` +
     `  let ab = p.a_off + (i2 / p.r2) * p.sa2 + (i3 / p.r3) * p.sa3;\n` +
     `  let bb = p.b_off + i2 * p.sb2 + i3 * p.sb3;\n` +
     `  let tx = t % 16u;\n  let ty = t / 16u;\n` +
-    `  var acc: array<vec4<f32>, 4>;\n` +
+    `  var acc: array<vec4<f32>, ${tn * VM}>;\n` +
     `  for (var k0 = 0u; k0 < p.K; k0 += BK) {\n` +
-    `    for (var i = 0u; i < 4u; i++) {\n` +
+    `    for (var i = 0u; i < ${la}u; i++) {\n` +
     `      let idx = t + i * 256u;\n      let kk = idx % BK;\n      let mm = idx / BK;\n` +
-    `      let gk = k0 + kk;\n      let gm = m0 + mm;\n      let gn = n0 + mm;\n` +
-    `      var va = 0.0;\n      var vb = 0.0;\n` +
+    `      let gk = k0 + kk;\n      let gm = m0 + mm;\n      var va = 0.0;\n` +
     `      if (gk < p.K && gm < p.M) { va = ld_a(ab + gm * p.sa1 + gk * p.sa0); }\n` +
+    `      As[kk * (BM / 4u) + mm / 4u][mm % 4u] = va;\n    }\n` +
+    `    for (var i = 0u; i < ${lb}u; i++) {\n` +
+    `      let idx = t + i * 256u;\n      let kk = idx % BK;\n      let nn = idx / BK;\n` +
+    `      let gk = k0 + kk;\n      let gn = n0 + nn;\n      var vb = 0.0;\n` +
     `      if (gk < p.K && gn < p.N) { vb = ld_b(bb + gn * p.sb1 + gk * p.sb0); }\n` +
-    `      As[kk * (T / 4u) + mm / 4u][mm % 4u] = va;\n` +
-    `      Bs[kk * (T / 4u) + mm / 4u][mm % 4u] = vb;\n` +
-    `    }\n` +
+    `      Bs[kk * (BN / 4u) + nn / 4u][nn % 4u] = vb;\n    }\n` +
     `    workgroupBarrier();\n` +
     `    for (var kk = 0u; kk < BK; kk++) {\n` +
-    `      let av = As[kk * (T / 4u) + tx];\n      let bv = Bs[kk * (T / 4u) + ty];\n` +
-    `      acc[0] += av * bv.x;\n      acc[1] += av * bv.y;\n      acc[2] += av * bv.z;\n      acc[3] += av * bv.w;\n` +
+    Array.from({ length: VM }, (_, v) => `      let av${v} = As[kk * (BM / 4u) + tx * ${VM}u + ${v}u];\n`)
+      .join("") +
+    Array.from({ length: VN }, (_, u) => `      let bv${u} = Bs[kk * (BN / 4u) + ty * ${VN}u + ${u}u];\n`)
+      .join("") +
+    fma +
     `    }\n` +
     `    workgroupBarrier();\n` +
     `  }\n` +
-    `  for (var j = 0u; j < 4u; j++) {\n` +
-    `    let gn = n0 + ty * 4u + j;\n` +
+    `  for (var j = 0u; j < ${tn}u; j++) {\n` +
+    `    let gn = n0 + ty * ${tn}u + j;\n` +
     `    if (gn >= p.N) { break; }\n` +
-    `    for (var i = 0u; i < 4u; i++) {\n` +
-    `      let gm = m0 + tx * 4u + i;\n` +
-    `      if (gm < p.M) { d[p.d_off + gm * p.sd0 + gn * p.sd1 + i2 * p.sd2 + i3 * p.sd3] = acc[j][i]; }\n` +
+    `    for (var i = 0u; i < ${tm}u; i++) {\n` +
+    `      let gm = m0 + tx * ${tm}u + i;\n` +
+    `      if (gm < p.M) { d[p.d_off + gm * p.sd0 + gn * p.sd1 + i2 * p.sd2 + i3 * p.sd3] = acc[j * ${VM}u + i / 4u][i % 4u]; }\n` +
     `    }\n  }\n}\n`;
 }
 
@@ -298,9 +340,10 @@ export function mulMatDispatch(n: Tensor, info: BindInfo): Dispatch {
     };
   }
   const fields = layoutFields(n, info, 1);
+  const tl = tilingFor(n.ne[0], n.ne[1], n.ne[2] * n.ne[3]);
   return {
-    key: `mul_mat_tiled:${typeName(a.type)}:${typeName(b.type)}`,
-    code: tiledCode(a.type, b.type, fields),
+    key: `mul_mat_tiled:${typeName(a.type)}:${typeName(b.type)}:${tl.tm}x${tl.tn}`,
+    code: tiledCode(a.type, b.type, fields, tl),
     bindings,
     params: packFields(fields),
     groups: pl.groups,

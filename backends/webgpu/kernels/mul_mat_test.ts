@@ -1,5 +1,6 @@
 /** MUL_MAT on WebGPU against the CPU reference: mat-vec (vector and strided paths) and tiled. */
 import { GgmlOp, GgmlType, GpuCheck } from "./testing.ts";
+import { mulMatTuning, TILINGS } from "./mul_mat.ts";
 
 const gc = await GpuCheck.open();
 const ignore = gc === null;
@@ -43,4 +44,16 @@ Deno.test({ name: "webgpu MUL_MAT tiled: edges, broadcast, permuted, bf16", igno
   await mm(F16, F32, 65, 33, 100, [1, 1], [1, 1]);
   await mm(BF16, F32, 16, 16, 64, [3, 1], [1, 1], { permute: [0, 2, 1, 3] });
   await mm(F16, F16, 24, 12, 40, [1, 1], [1, 1], { offB: 2 });
+});
+
+Deno.test({ name: "webgpu MUL_MAT tiled: every register tiling on ragged edges", ignore }, async () => {
+  try {
+    for (const t of TILINGS) {
+      mulMatTuning.force = t;
+      await mm(F16, F32, 70, 37, 45, [1, 1], [1, 1]);
+      await mm(F32, F32, 33, 20, 17, [1, 1], [1, 1], { offB: 4 });
+    }
+  } finally {
+    mulMatTuning.force = null;
+  }
 });
