@@ -17,6 +17,7 @@
  */
 
 import { loadProvider, PROVIDERS } from "../backends/webgpu/providers/mod.ts";
+import { selfCommand } from "./spawn_server.ts";
 
 const HELP = `graphwire bench providers [options]
   --providers a,b,c   providers to measure (default: ${PROVIDERS.map((p) => p.name).join(",")})
@@ -330,9 +331,10 @@ async function child(name: string, o: Opts): Promise<void> {
 /** Parent side: one child per provider, with a watchdog. */
 async function measure(name: string, o: Opts): Promise<ProviderRecord> {
   const rec: ProviderRecord = { provider: name, status: "running" };
-  const self = new URL(import.meta.url).pathname;
-  const cmd = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-check", "-A", "--unstable-webgpu", self, "--child", name, ...childArgs(o)],
+  // graphwire itself (deno + cli/main.ts, the compiled executable, or the package's launcher)
+  const self = selfCommand();
+  const cmd = new Deno.Command(self.cmd, {
+    args: [...self.args, "bench", "providers", "--child", name, ...childArgs(o)],
     stdout: "piped",
     stderr: "piped",
   });
