@@ -31,6 +31,7 @@ import {
   LIMITS,
   LIMITS_SIZE,
   SIZE,
+  STYPE_DAWN_TOGGLES_DESCRIPTOR,
   STYPE_SHADER_SOURCE_WGSL,
   U32_UNDEFINED,
   U64_MAX,
@@ -299,6 +300,37 @@ function readFeatures(get: (buf: Uint8Array<ArrayBuffer>) => void): Set<string> 
   return out;
 }
 
+/** Environment variable of Dawn device toggles: `name` enables, `-name` disables, comma-separated
+ * (e.g. `skip_validation`; for experiments — graphwire's defaults use none). */
+export const DAWN_TOGGLES_ENV = "GRAPHWIRE_DAWN_TOGGLES";
+
+/** A `DawnTogglesDescriptor` for the device descriptor's chain, from {@linkcode DAWN_TOGGLES_ENV}. */
+function togglesChain(): Struct | undefined {
+  let spec: string | undefined;
+  try {
+    spec = Deno.env.get(DAWN_TOGGLES_ENV);
+  } catch {
+    return undefined;
+  }
+  const names = (spec ?? "").split(",").map((t) => t.trim()).filter(Boolean);
+  if (!names.length) return undefined;
+  const on = names.filter((t) => !t.startsWith("-")),
+    off = names.filter((t) => t.startsWith("-")).map((t) => t.slice(1));
+  const s = new Struct(SIZE.togglesDescriptor).u32(8, STYPE_DAWN_TOGGLES_DESCRIPTOR);
+  const list = (off: number, xs: string[]) => {
+    const ptrs = new BigUint64Array(Math.max(1, xs.length));
+    xs.forEach((x, i) => {
+      const c = new TextEncoder().encode(x + "\0");
+      s.keep.push(c);
+      ptrs[i] = ptrOf(c);
+    });
+    s.u64(off, xs.length).arr(off + 8, ptrs);
+  };
+  list(16, on);
+  list(32, off);
+  return s;
+}
+
 /** `GPU` over Dawn. */
 export class DawnGPU {
   readonly wgslLanguageFeatures = new Set<string>();
@@ -425,6 +457,8 @@ export class DawnAdapter {
       .arr(40, limits.bytes)
       .u32(80, CallbackMode.AllowProcessEvents) // device lost: no callback
       .ptr(120, rt.cb("uncaptured")).u64(128, BigInt(devId));
+    const toggles = togglesChain();
+    if (toggles) d.arr(0, toggles.bytes).keep.push(toggles);
     const [status, device, message] = await rt.request(
       "request",
       (info) => rt.lib.zwgpuAdapterRequestDevice(this.handle, d.p, Deno.UnsafePointer.of(info)),

@@ -103,6 +103,8 @@ export const CallbackMode = { WaitAnyOnly: 1, AllowProcessEvents: 2, AllowSponta
 export const WaitStatus = { Success: 1, TimedOut: 2 } as const;
 /** `WGPUSType_ShaderSourceWGSL`. */
 export const STYPE_SHADER_SOURCE_WGSL = 2;
+/** `WGPUSType_DawnTogglesDescriptor`. */
+export const STYPE_DAWN_TOGGLES_DESCRIPTOR = 0x5000a;
 /** `WGPU_STRLEN` / `WGPU_WHOLE_SIZE` / `WGPU_LIMIT_U64_UNDEFINED`. */
 export const U64_MAX = 0xffffffffffffffffn;
 /** `WGPU_LIMIT_U32_UNDEFINED`. */
@@ -198,6 +200,7 @@ export const SIZE = {
   computePassDescriptor: 32, // next, label, timestampWrites*
   passTimestampWrites: 24, // next, querySet, beginning, end
   querySetDescriptor: 32, // next, label, type, count
+  togglesDescriptor: 48, // chain{next, sType}, enabledCount, enabled**, disabledCount, disabled**
 } as const;
 
 /** Where the npm package keeps the library, relative to the package folder. */
