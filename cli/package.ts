@@ -132,27 +132,61 @@ function version(): string {
   }
 }
 
-/** Where each worker goes in the package: its specifier resolved against graphwire.js's folder. */
-export function workerPlacement(workers: WorkerRef[]): Map<string, string> {
-  const out = new Map<string, string>();
+/** The bundle with its workers relinked, and where each worker's own bundle goes in the package. */
+export interface Relinked {
+  text: string;
+  /** Place in the package (relative to graphwire.js) -> the worker's main module. */
+  placement: Map<string, string>;
+}
+
+const MODULE_MARKER = /^\/\/ \S+\.(?:[cm]?[jt]sx?)$/;
+
+/**
+ * Points the bundle's web workers at their own bundles: each `new URL(spec, import.meta.url)` that
+ * started a worker in a module keeps its spec in the bundle, where it would now resolve against
+ * graphwire.js, so within that module's part of the bundle (esbuild heads each part with a
+ * `// path/of/module.ts` line) it is rewritten to `./workers/<n>-<name>.js`. Workers are found in
+ * the source (see findWorkers), so new ones need no change here.
+ */
+export function relinkWorkers(text: string, workers: WorkerRef[], root: string): Relinked {
+  const placement = new Map<string, string>();
+  const placeOf = new Map<string, string>();
+  const lines = text.split("\n");
+  const seen = new Set<string>();
   for (const w of workers) {
-    const rel = new URL(w.spec, "file:///pkg/").pathname;
-    if (!rel.startsWith("/pkg/")) {
+    const key = `${w.module}\0${w.spec}`;
+    if (seen.has(key)) continue; // one module starting the same worker twice: one rewrite does both
+    seen.add(key);
+    let place = placeOf.get(w.path);
+    if (!place) {
+      const base = w.path.slice(w.path.lastIndexOf("/") + 1).replace(/\.[^.]+$/, "");
+      place = `workers/${placeOf.size}-${base}.js`;
+      placeOf.set(w.path, place);
+      placement.set(place, w.path);
+    }
+    const rel = w.module.startsWith(`${root}/`) ? w.module.slice(root.length + 1) : w.module;
+    const start = lines.indexOf(`// ${rel}`);
+    if (start < 0) {
       throw new Error(
-        `${w.module} starts the worker "${w.spec}", which would lie outside the package once bundled; ` +
-          `start workers from a path below the module that starts them`,
+        `the bundle has no part for ${rel} (which starts the worker ${w.spec}); is it minified?`,
       );
     }
-    const place = rel.slice("/pkg/".length);
-    const prev = out.get(place);
-    if (prev !== undefined && prev !== w.path) {
-      throw new Error(
-        `two workers would share "${place}" in the bundle (${prev} and ${w.path}): give them distinct names`,
-      );
+    let end = start + 1;
+    while (end < lines.length && !MODULE_MARKER.test(lines[end])) end++;
+    const quoted = w.spec.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    const re = new RegExp(`new URL\\((["'\`])${quoted}\\1,\\s*import\\.meta\\.url\\)`, "g");
+    let hits = 0;
+    for (let i = start + 1; i < end; i++) {
+      lines[i] = lines[i].replace(re, () => {
+        hits++;
+        return `new URL("./${place}", import.meta.url)`;
+      });
     }
-    out.set(place, w.path);
+    if (!hits) {
+      throw new Error(`the bundle's part for ${rel} does not start the worker ${w.spec} as the source does`);
+    }
   }
-  return out;
+  return { text: lines.join("\n"), placement };
 }
 
 async function bundle(root: string, entry: string, output: string): Promise<void> {
@@ -192,17 +226,16 @@ export async function buildPackage(
     step(1, `module graph of ${ENTRY} (deno info)`);
     const modules = await localModules(root);
     const workers = await findWorkers(modules);
-    const placement = workerPlacement(workers);
-    log(`      ${modules.length} local modules, ${placement.size} web worker(s)`);
+    log(`      ${modules.length} local modules, ${new Set(workers.map((w) => w.path)).size} web worker(s)`);
 
     step(2, `bundling ${ENTRY} -> graphwire.js (deno bundle)`);
     await bundle(root, ENTRY, `${pkg}/graphwire.js`);
+    const { text, placement } = relinkWorkers(await Deno.readTextFile(`${pkg}/graphwire.js`), workers, root);
+    await Deno.writeTextFile(`${pkg}/graphwire.js`, text);
     log(`      graphwire.js ${size((await Deno.stat(`${pkg}/graphwire.js`)).size)}`);
 
     step(3, `bundling web workers`);
     for (const [place, path] of placement) {
-      // The bundle keeps `new URL(spec, import.meta.url)`, now relative to graphwire.js: the worker's
-      // bundle goes there under the same name (JavaScript is valid TypeScript, so a .ts name is fine).
       const dest = `${pkg}/${place}`;
       await Deno.mkdir(dest.slice(0, dest.lastIndexOf("/")), { recursive: true });
       await bundle(root, path, dest);

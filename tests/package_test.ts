@@ -4,7 +4,7 @@
  * (only sh), and the packaged `./graphwire rpc-client info` against it.
  */
 
-import { buildPackage, LAUNCH_FLAGS, shLauncher } from "../cli/package.ts";
+import { buildPackage, LAUNCH_FLAGS, relinkWorkers, shLauncher } from "../cli/package.ts";
 import { assert, assertEquals } from "./asserts.ts";
 
 const dec = new TextDecoder();
@@ -79,6 +79,38 @@ Deno.test("the launcher uses only sh builtins and runs the shipped deno with gra
   }
 });
 
+Deno.test("the bundle's web workers are pointed at their own bundles, each within its module's part", () => {
+  const bundle = [
+    "// a/pool.ts",
+    'const w = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });',
+    'const again = new Worker(new URL("./worker.ts", import.meta.url));',
+    "// b/other.ts",
+    'const v = new Worker(new URL("./worker.ts", import.meta.url));',
+    'const u = new URL("./worker.ts", import.meta.url); // b starts no worker from it: left alone',
+    "// c/gpu.ts",
+    "const x = new Worker(new URL('./sub/worker.ts', import.meta.url));",
+  ].join("\n");
+  const r = relinkWorkers(bundle, [
+    { module: "/r/a/pool.ts", spec: "./worker.ts", path: "/r/a/worker.ts" },
+    { module: "/r/a/pool.ts", spec: "./worker.ts", path: "/r/a/worker.ts" },
+    { module: "/r/c/gpu.ts", spec: "./sub/worker.ts", path: "/r/c/sub/worker.ts" },
+  ], "/r");
+  assertEquals([...r.placement], [["workers/0-worker.js", "/r/a/worker.ts"], [
+    "workers/1-worker.js",
+    "/r/c/sub/worker.ts",
+  ]]);
+  const lines = r.text.split("\n");
+  assert.match(lines[1], /new URL\("\.\/workers\/0-worker\.js", import\.meta\.url\)/);
+  assert.match(lines[2], /workers\/0-worker\.js/);
+  assert.match(lines[4], /"\.\/worker\.ts"/);
+  assert.match(lines[5], /"\.\/worker\.ts"/);
+  assert.match(lines[7], /workers\/1-worker\.js/);
+  assert.throws(
+    () => relinkWorkers(bundle, [{ module: "/r/z.ts", spec: "./w.ts", path: "/r/w.ts" }], "/r"),
+    /no part/,
+  );
+});
+
 Deno.test({
   name: "worker package: built offline, unpacked, rpc-server and rpc-client info with no deno on PATH",
   sanitizeResources: false,
@@ -97,7 +129,7 @@ Deno.test({
       assertEquals(tar.code, 0, dec.decode(tar.stderr));
       const name = archive.slice(archive.lastIndexOf("/") + 1).replace(/\.tar\.gz$/, "");
       const dir = `${unpack}/${name}`;
-      for (const f of ["graphwire", "deno", "graphwire.js", "worker.ts", "README.txt"]) {
+      for (const f of ["graphwire", "deno", "graphwire.js", "workers/0-worker.js", "README.txt"]) {
         assert.ok(Deno.statSync(`${dir}/${f}`).isFile, `${f} in the package`);
       }
 
