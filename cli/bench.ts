@@ -48,7 +48,8 @@ Options:
   -o, --output FMT       md (default), json or csv
   -t, --threads N        CPU threads of local cpu devices
       --native-lib PATH  the native CUDA/HIP library (also GRAPHWIRE_NATIVE_LIB)
-      --webgpu-provider NAME  WebGPU implementation to use
+      --webgpu-provider NAME  WebGPU implementation: auto (default), dawn, dawn-node, deno
+                         (also GRAPHWIRE_WEBGPU_PROVIDER)
   -v, --verbose          server log lines of --serve servers
   -h, --help             show this help
 `;

@@ -27,7 +27,8 @@ Options:
   -t, --threads N        CPU worker threads (default: all cores)
       --max-frame BYTES  largest message accepted (default 4294967296)
       --native-lib PATH  the native CUDA/HIP library (also GRAPHWIRE_NATIVE_LIB)
-      --webgpu-provider NAME  WebGPU implementation to use
+      --webgpu-provider NAME  WebGPU implementation: auto (default), dawn, dawn-node, deno
+                         (also GRAPHWIRE_WEBGPU_PROVIDER)
   -v, --verbose          one log line per command (also GGML_RPC_DEBUG=1)
   -h, --help             show this help
 `;
