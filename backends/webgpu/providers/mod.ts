@@ -16,7 +16,8 @@
  * Choice: `--webgpu-provider NAME`, else `$GRAPHWIRE_WEBGPU_PROVIDER`, else `auto`. `auto` tries
  * {@linkcode AUTO_ORDER} and takes the first provider that loads and passes a self-test (a core
  * adapter that is not Dawn's null backend, a device, one write → copy → map-read round trip, within
- * a few seconds). `auto` never downloads: an npm-based provider takes part only when its package
+ * a few seconds); on Linux the Dawn providers are passed over at once when no Vulkan loader exists
+ * (Dawn's core adapters there are Vulkan ones; its OpenGL ES adapter is compatibility-level only). `auto` never downloads: an npm-based provider takes part only when its package
  * is already in Deno's cache (`deno cache npm:…`, or run it once by name), so a host without npm
  * access or a GPU still starts at once on `deno`.
  * @module
@@ -297,10 +298,28 @@ let autoChoice: Promise<LoadedProvider> | undefined;
 /** Why `auto` passed over each provider it did not take (for --list-devices and benches). */
 export const autoSkipped: string[] = [];
 
+/** On Linux a core Dawn adapter needs Vulkan: whether its loader can be opened (else why not). */
+function vulkanLoader(): string | undefined {
+  if (Deno.build.os !== "linux") return undefined;
+  try {
+    Deno.dlopen("libvulkan.so.1", {}).close();
+    return undefined;
+  } catch {
+    return "no Vulkan loader (libvulkan.so.1 cannot be opened)";
+  }
+}
+
 function loadAuto(): Promise<LoadedProvider> {
   autoChoice ??= (async () => {
     for (const n of AUTO_ORDER) {
       const p = PROVIDERS.find((q) => q.name === n)!;
+      if (n.startsWith("dawn")) {
+        const why = vulkanLoader();
+        if (why) {
+          autoSkipped.push(`${n}: ${why}`);
+          continue;
+        }
+      }
       let loaded: LoadedProvider;
       try {
         loaded = await p.load(false);
