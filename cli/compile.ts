@@ -115,6 +115,8 @@ export async function compileArgs(root: string, output: string, check: boolean):
   const includes = [...new Set(workers.map((w) => w.path))].flatMap((p) => ["--include", p]);
   return [
     "compile",
+    // No lockfile: deno compile would embed every npm package it lists (build tools included).
+    "--no-lock",
     ...(check ? [] : ["--no-check"]),
     ...RUN_PERMISSIONS,
     ...RUN_UNSTABLE,

@@ -70,7 +70,7 @@ export function plain(text: string): string {
 
 /** The local files of the module graph of `entry` (static and literal dynamic imports), by `deno info`. */
 export async function localModules(root: string, entry = ENTRY): Promise<string[]> {
-  const r = await runCommand(Deno.execPath(), ["info", "--json", entry], { cwd: root });
+  const r = await runCommand(Deno.execPath(), ["info", "--json", "--no-lock", entry], { cwd: root });
   if (r.code !== 0) throw new Error(`deno info ${entry} failed:\n${plain(r.stderr).trim()}`);
   const graph = JSON.parse(r.stdout) as { modules?: { specifier?: string; local?: string }[] };
   const files: string[] = [];
