@@ -72,6 +72,8 @@ export async function openWebGpuDevice(opts: WebGpuOptions = {}): Promise<OpenRe
       "maxUniformBufferBindingSize",
       "maxBindGroups",
       "maxDynamicUniformBuffersPerPipelineLayout",
+      "minStorageBufferOffsetAlignment",
+      "minUniformBufferOffsetAlignment",
     ]
   ) {
     const v = (adapter.limits as unknown as Record<string, number>)[k];
@@ -239,10 +241,11 @@ export class WebGpuDevice implements Device {
 
   supportsOp(node: Tensor): boolean {
     if (VIEW_OPS.has(node.op)) return true;
-    if (!kernelFor(node, this.caps)) return false;
+    const k = kernelFor(node, this.caps);
+    if (!k) return false;
     const limit = this.caps.maxStorageBufferBindingSize - this.storageAlign - 8;
-    if (nbytes(node) > limit) return false;
-    for (const s of node.src) if (s && nbytes(s) > limit) return false;
+    const large = nbytes(node) > limit || node.src.some((s) => s && nbytes(s) > limit);
+    if (large && !k.splitsLarge?.(node, this.caps)) return false;
     // kernels index whole elements: data must start on one
     for (const t of [node, ...node.src]) {
       if (t && t.buffer && t.offset % Math.min(4, elemSize(t.type)) !== 0) return false;

@@ -10,7 +10,7 @@
 
 import { opI32, sameShape, type Tensor } from "../../../protocol/graph/tensor.ts";
 import { GgmlType } from "../../../protocol/graph/types.ts";
-import { accView, cpuSupports, mapKernel, mapNode } from "./elementwise.ts";
+import { accView, cpuSupports, mapFitsLarge, mapKernel, mapNode } from "./elementwise.ts";
 import type { Dispatch, Kernel } from "./kernel.ts";
 import { kernelKey } from "./registry.ts";
 import { defineKernels } from "./registry.ts";
@@ -32,19 +32,20 @@ export function rawCopy(from: number, to: number): boolean {
 
 const copy: Kernel = {
   supports: (n) => cpuSupports(n) && mapNode(n, 1),
+  splitsLarge: (n, caps) => mapFitsLarge(n, [n.src[0]!], caps),
   build: (n, ctx) => {
     const s = n.src[0]!;
     const load = sameShape(s, n) ? "at_s0(i0, i1, i2, i3)" : `at_s0(c.x, c.y, c.z, c.w)`;
     const pre = sameShape(s, n) ? "" : `let e = i0 + p.ne0 * (i1 + p.ne1 * (i2 + p.ne2 * i3));
   let c = vec4<u32>(e % p.s0_ne0, (e / p.s0_ne0) % p.s0_ne1, (e / (p.s0_ne0 * p.s0_ne1)) % p.s0_ne2,
     e / (p.s0_ne0 * p.s0_ne1 * p.s0_ne2));\n  `;
-    return [mapKernel({
+    return mapKernel({
       key: kernelKey(n),
       dst: n,
       srcs: [s],
       raw: rawCopy(s.type, n.type),
       body: `${pre}return ${convert(load, s.type, n.type)};`,
-    }, ctx)];
+    }, ctx);
   },
 };
 
@@ -54,9 +55,11 @@ const set: Kernel = {
     const a = n.src[0]!, b = n.src[1]!;
     const out: Dispatch[] = [];
     if (opI32(n, 4) === 0) {
-      out.push(mapKernel({ key: "SET_copy", dst: n, srcs: [a], body: "return at_s0(i0, i1, i2, i3);" }, ctx));
+      out.push(
+        ...mapKernel({ key: "SET_copy", dst: n, srcs: [a], body: "return at_s0(i0, i1, i2, i3);" }, ctx),
+      );
     }
-    out.push(mapKernel({
+    out.push(...mapKernel({
       key: "SET_view",
       dst: n,
       srcs: [b],

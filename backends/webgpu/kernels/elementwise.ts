@@ -13,12 +13,23 @@
  * @module
  */
 
-import { type Dims, nelements, opF32, opI32, type Tensor } from "../../../protocol/graph/tensor.ts";
+import { DeviceError } from "../../../protocol/errors.ts";
+import {
+  type Dims,
+  isContiguous,
+  nbytes,
+  nelements,
+  opF32,
+  opI32,
+  sameShape,
+  type Tensor,
+} from "../../../protocol/graph/tensor.ts";
 import { GgmlType } from "../../../protocol/graph/types.ts";
 import { KERNELS as CPU_KERNELS } from "../../cpu/ops/mod.ts";
 import { kernelKey } from "./registry.ts";
 import {
   type BuildContext,
+  type Caps,
   declareTensor,
   type Dispatch,
   elemSize,
@@ -104,7 +115,7 @@ function evenRows(ne: Dims, s: Dims, off: number): boolean {
 }
 
 /** The dispatch computing `spec` (see {@linkcode MapSpec}). */
-export function mapKernel(spec: MapSpec, ctx: BuildContext): Dispatch {
+export function mapKernel(spec: MapSpec, ctx: BuildContext): Dispatch[] {
   const { dst, srcs } = spec;
   const ne = spec.ne ?? dst.ne;
   const n = nelements({ ne });
@@ -133,6 +144,9 @@ export function mapKernel(spec: MapSpec, ctx: BuildContext): Dispatch {
     ["sd1", "u32", sd[1]],
     ["sd2", "u32", sd[2]],
     ["sd3", "u32", sd[3]],
+    ["base", "u32", 0],
+    ["u_end", "u32", 0],
+    ["d_word", "u32", 0],
   ];
   srcs.forEach((s, k) => {
     const st = elemStrides(s)!;
@@ -188,7 +202,8 @@ fn out_index(e: u32) -> u32 {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
   ${LINEAR_WG}
-  let k = lin * ${WG}u + li;
+  let k = lin * ${WG}u + li + p.base;
+  if (k >= p.u_end) { return; }
 `;
   const zero = raw ? "0u" : "0.0";
   const stw = raw ? "stwr_d" : "stw_d";
@@ -204,7 +219,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   var lo = ${zero}; var hi = ${zero};
   if (!keepLo) { lo = at_out(e0); }
   if (!keepHi) { hi = at_out(e0 + 1u); }
-  ${stw}((p.d_off - r) / 2u + k, lo, hi, keepLo, keepHi);
+  ${stw}(p.d_word + k, lo, hi, keepLo, keepHi);
 }
 `;
   } else if (mode === "rows") {
@@ -228,14 +243,96 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 }
 `;
   }
-  const groups = grid(Math.ceil(units / WG)) ?? [0, 1, 1];
-  return {
-    key: spec.key,
-    code,
-    bindings: [{ tensor: dst, write: true, atomic }, ...srcs.map((t) => ({ tensor: t, write: false }))],
-    params: packFields(fields),
-    groups: n === 0 ? [0, 1, 1] : groups,
+  if (n === 0) return [];
+  const bindings = (d: Tensor, ss: Tensor[]) => [
+    { tensor: d, write: true, atomic },
+    ...ss.map((t) => ({ tensor: t, write: false })),
+  ];
+  const r = dOff & 1;
+  const setParams = (u0: number, u1: number, d: Tensor, eA: number, ss: Tensor[]) => {
+    const f = fields.map((x) => [...x] as [string, "u32" | "i32" | "f32", number]);
+    const set = (name: string, v: number) => f.find((x) => x[0] === name)![2] = v;
+    set("base", u0);
+    set("u_end", u1);
+    const off = d === dst ? dOff : ctx.elemOffset(d) - eA;
+    set("d_off", off >>> 0);
+    set("d_word", ((off - r) / 2) >>> 0);
+    ss.forEach((t, k) => {
+      if (t !== srcs[k]) set(`s${k}_off`, (ctx.elemOffset(t) - eA) >>> 0);
+    });
+    return packFields(f);
   };
+  const limit = mapBindLimit(ctx.caps);
+  const big = [dst, ...srcs].some((t) => nbytes(t) > limit);
+  if (!big) {
+    const groups = grid(Math.ceil(units / WG));
+    if (!groups) throw new DeviceError(`webgpu: ${spec.key} needs too many workgroups`);
+    return [{
+      key: spec.key,
+      code,
+      bindings: bindings(dst, srcs),
+      params: setParams(0, units, dst, 0, srcs),
+      groups,
+    }];
+  }
+  // too large for one binding: run over slices of the (contiguous) output and of the sources that
+  // have its shape, each slice bound on its own
+  if (!splittable(spec, mode)) {
+    throw new DeviceError(`webgpu: ${spec.key} has a tensor over the binding limit`);
+  }
+  const es = Math.max(elemSize(dst.type), ...srcs.map((t) => elemSize(t.type)));
+  const perChunk = Math.floor(limit / es / (2 * WG)) * WG; // units (elements or words) per dispatch
+  const out: Dispatch[] = [];
+  const slice = (t: Tensor, eA: number, eB: number): Tensor => {
+    const tes = elemSize(t.type);
+    return {
+      ...t,
+      ne: [eB - eA, 1, 1, 1],
+      nb: [tes, tes * (eB - eA), tes * (eB - eA), tes * (eB - eA)],
+      offset: t.offset + eA * tes,
+    };
+  };
+  for (let u0 = 0; u0 < units; u0 += perChunk) {
+    const u1 = Math.min(units, u0 + perChunk);
+    const eA = mode === "flat" ? Math.max(0, 2 * u0 - r) : u0;
+    const eB = mode === "flat" ? Math.min(n, 2 * u1 - r) : u1;
+    const d = slice(dst, eA, eB);
+    const ss = srcs.map((t) => nbytes(t) > limit ? slice(t, eA, eB) : t);
+    const groups = grid(Math.ceil((u1 - u0) / WG))!;
+    out.push({
+      key: spec.key,
+      code,
+      bindings: bindings(d, ss),
+      params: setParams(u0, u1, d, eA, ss),
+      groups,
+    });
+  }
+  return out;
+}
+
+/** Bytes above which a tensor cannot be bound whole. */
+export function mapBindLimit(caps: Caps): number {
+  return caps.maxStorageBufferBindingSize - caps.minStorageBufferOffsetAlignment - 8;
+}
+
+/** Whether a map over `spec` can run in slices: packed output, big sources packed and of its shape. */
+function splittable(spec: MapSpec, mode: string): boolean {
+  const { dst } = spec;
+  const ne = spec.ne ?? dst.ne;
+  if (spec.view || spec.dstIndex || (mode !== "elem" && mode !== "flat")) return false;
+  if (!contiguousOut(dst, ne)) return false;
+  return true;
+}
+
+/**
+ * Whether a map kernel over `node` (output of `node`'s shape, sources `srcs`) can run when some
+ * tensor exceeds the binding limit: the output packed, every too-large source packed with the
+ * output's shape.
+ */
+export function mapFitsLarge(node: Tensor, srcs: Tensor[], caps: Caps): boolean {
+  const limit = mapBindLimit(caps);
+  if (!isContiguous(node)) return false;
+  return srcs.every((s) => nbytes(s) <= limit || (isContiguous(s) && sameShape(s, node)));
 }
 
 /** The CPU reference's `supports` for `node` (what ggml's CPU runs). */
@@ -265,7 +362,8 @@ export function simpleMap(
   const count = typeof nsrc === "number" ? () => nsrc : nsrc;
   return {
     supports: (n) => cpuSupports(n) && mapNode(n, count(n)) && (!extra || extra(n)),
-    build: (n, ctx) => [
+    splitsLarge: (n, caps) => mapFitsLarge(n, n.src.slice(0, count(n)) as Tensor[], caps),
+    build: (n, ctx) =>
       mapKernel({
         key: kernelKey(n),
         dst: n,
@@ -274,7 +372,6 @@ export function simpleMap(
         fields: fields?.(n),
         helpers,
       }, ctx),
-    ],
   };
 }
 
@@ -293,10 +390,12 @@ const acc: Kernel = {
     const out: Dispatch[] = [];
     const inplace = opI32(n, 4) !== 0;
     if (!inplace) {
-      out.push(mapKernel({ key: "ACC_copy", dst: n, srcs: [a], body: "return at_s0(i0, i1, i2, i3);" }, ctx));
+      out.push(
+        ...mapKernel({ key: "ACC_copy", dst: n, srcs: [a], body: "return at_s0(i0, i1, i2, i3);" }, ctx),
+      );
     }
     // src0 through the view: its own element offset plus the view's, with the view's strides
-    out.push(mapKernel({
+    out.push(...mapKernel({
       key: "ACC_add",
       dst: n,
       srcs: [a, b],

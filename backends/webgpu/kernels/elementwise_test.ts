@@ -40,3 +40,26 @@ Deno.test({ name: "webgpu SCALE CLAMP LEAKY_RELU SQR SQRT LOG SIN COS", ignore }
     await gc!.check(b.node(op, F32, [11, 3], [pos]), 1e-6);
   }
 });
+
+Deno.test({ name: "webgpu: tensors over the binding limit run in slices", ignore }, async () => {
+  const caps = gc!.gpu.caps as { maxStorageBufferBindingSize: number };
+  const saved = caps.maxStorageBufferBindingSize;
+  caps.maxStorageBufferBindingSize = 8192; // slices of under 8 KB
+  try {
+    const b = gc!.bed;
+    const x = b.tensor(F32, [1000, 5], { offset: 4 });
+    const y = b.tensor(F32, [1000, 1]);
+    await gc!.check(b.node(GgmlOp.ADD, F32, [1000, 5], [x, y]), 1e-12);
+    const h = b.tensor(F16, [1001, 9], { offset: 2 });
+    await gc!.check(b.node(GgmlOp.CONT, BF16, [1001, 9], [h]), 1e-5);
+    const rows = b.tensor(F32, [600, 3]);
+    const ids = b.tensor(GgmlType.I32, [9], { values: [2, 0, 1, 1, 2, 0, 0, 2, 1] });
+    await gc!.check(b.node(GgmlOp.GET_ROWS, F32, [600, 9], [rows, ids]), 0);
+    // a permuted large source cannot be sliced: refused
+    const p = b.tensor(F32, [80, 30], { permute: [1, 0, 2, 3] });
+    const pn = b.node(GgmlOp.CONT, F32, [80, 30], [p]);
+    if (gc!.gpu.supportsOp(pn)) throw new Error("a permuted source over the limit must be refused");
+  } finally {
+    caps.maxStorageBufferBindingSize = saved;
+  }
+});

@@ -126,6 +126,12 @@ export interface Kernel {
   supports(node: Tensor, caps: Caps): boolean;
   /** The node's dispatches in order (none for an empty result). */
   build(node: Tensor, ctx: BuildContext): Dispatch[];
+  /**
+   * Whether `build` handles `node` although one of its tensors is larger than
+   * maxStorageBufferBindingSize (by binding slices over several dispatches). Absent or false: the
+   * device refuses such nodes.
+   */
+  splitsLarge?(node: Tensor, caps: Caps): boolean;
 }
 
 /** Largest parameter block of one dispatch. */

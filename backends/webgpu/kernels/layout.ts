@@ -10,7 +10,7 @@
 import { opI32, type Tensor } from "../../../protocol/graph/tensor.ts";
 import { simpleMap } from "./elementwise.ts";
 import type { Field, Kernel } from "./kernel.ts";
-import { cpuSupports, mapKernel, mapNode } from "./elementwise.ts";
+import { cpuSupports, mapFitsLarge, mapKernel, mapNode } from "./elementwise.ts";
 import { rawCopy } from "./copy.ts";
 import { defineKernels } from "./registry.ts";
 
@@ -18,31 +18,36 @@ const I = ["i0", "i1", "i2", "i3"];
 
 const concat: Kernel = {
   supports: (n) => cpuSupports(n) && mapNode(n, 2) && opI32(n, 0) >= 0 && opI32(n, 0) < 4,
+  splitsLarge: (n, caps) => mapFitsLarge(n, [n.src[0]!, n.src[1]!], caps),
   build: (n, ctx) => {
     const d = opI32(n, 0);
     const shifted = I.map((v, k) => k === d ? `${v} - p.s0_ne${d}` : v).join(", ");
-    return [mapKernel({
+    return mapKernel({
       key: `CONCAT_${d}`,
       dst: n,
       srcs: [n.src[0]!, n.src[1]!],
       raw: rawCopy(n.src[0]!.type, n.type),
       body: `if (i${d} < p.s0_ne${d}) { return at_s0(i0, i1, i2, i3); }\n  return at_s1(${shifted});`,
-    }, ctx)];
+    }, ctx);
   },
 };
 
 const repeat: Kernel = {
   supports: (n) => cpuSupports(n) && mapNode(n, 1),
-  build: (n, ctx) => [mapKernel({
-    key: "REPEAT",
-    dst: n,
-    srcs: [n.src[0]!],
-    raw: rawCopy(n.src[0]!.type, n.type),
-    body: "return bc_s0(i0, i1, i2, i3);",
-  }, ctx)],
+  splitsLarge: (n, caps) => mapFitsLarge(n, [n.src[0]!], caps),
+  build: (n, ctx) =>
+    mapKernel({
+      key: "REPEAT",
+      dst: n,
+      srcs: [n.src[0]!],
+      raw: rawCopy(n.src[0]!.type, n.type),
+      body: "return bc_s0(i0, i1, i2, i3);",
+    }, ctx),
 };
 
-const WRAP = "fn wrap(i: i32, m: u32) -> u32 { let mm = i32(m); return u32(((i % mm) + mm) % mm); }\n";
+// i mod m for a signed i, with unsigned remainders only (signed % of negatives misbehaved on llvmpipe)
+const WRAP = "fn wrap(i: i32, m: u32) -> u32 {\n  if (i >= 0) { return u32(i) % m; }\n" +
+  "  let r = u32(-i) % m;\n  return select(m - r, 0u, r == 0u);\n}\n";
 
 const pad = simpleMap(
   1,

@@ -27,5 +27,6 @@ Deno.test({ name: "webgpu PAD (zeros and circular) and ROLL", ignore }, async ()
   for (const circular of [0, 1]) {
     await gc!.check(b.node(GgmlOp.PAD, F32, [7, 5, 3], [x], [1, 2, 0, 2, 1, 0, 0, 0, circular]), 0);
   }
-  await gc!.check(b.node(GgmlOp.ROLL, F32, [4, 3, 2], [x], [1, -2, 5, 0]), 0);
+  const y = b.tensor(F32, [4, 3, 2, 3]);
+  await gc!.check(b.node(GgmlOp.ROLL, F32, [4, 3, 2, 3], [y], [1, -2, 5, 1]), 0);
 });

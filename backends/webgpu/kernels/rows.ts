@@ -9,7 +9,7 @@
  */
 
 import { GgmlType } from "../../../protocol/graph/types.ts";
-import { cpuSupports, mapKernel, mapNode } from "./elementwise.ts";
+import { cpuSupports, mapFitsLarge, mapKernel, mapNode } from "./elementwise.ts";
 import { elemStrides, type Kernel } from "./kernel.ts";
 import { convert, rawCopy } from "./copy.ts";
 import { defineKernels } from "./registry.ts";
@@ -18,12 +18,15 @@ const { I64 } = GgmlType;
 
 const getRows: Kernel = {
   supports: (n) => cpuSupports(n) && mapNode(n, 2),
-  build: (n, ctx) => [mapKernel({
-    key: "GET_ROWS",
-    dst: n,
-    srcs: [n.src[0]!, n.src[1]!],
-    body: "let r = u32(at_s1(i1, i2, i3, 0u));\n  return at_s0(i0, r, i2, i3);",
-  }, ctx)],
+  // a large output is written in slices; the rows and ids must fit one binding each
+  splitsLarge: (n, caps) => mapFitsLarge(n, [n.src[0]!, n.src[1]!], caps),
+  build: (n, ctx) =>
+    mapKernel({
+      key: "GET_ROWS",
+      dst: n,
+      srcs: [n.src[0]!, n.src[1]!],
+      body: "let r = u32(at_s1(i1, i2, i3, 0u));\n  return at_s0(i0, r, i2, i3);",
+    }, ctx),
 };
 
 const setRows: Kernel = {
@@ -33,7 +36,7 @@ const setRows: Kernel = {
     const sd = elemStrides(n)!;
     const dOff = ctx.elemOffset(n);
     const rowsEven = sd[0] === 1 && dOff % 2 === 0 && sd[1] % 2 === 0 && sd[2] % 2 === 0 && sd[3] % 2 === 0;
-    return [mapKernel({
+    return mapKernel({
       key: "SET_ROWS",
       dst: n,
       srcs: [a, ids],
@@ -43,7 +46,7 @@ const setRows: Kernel = {
       dstIndex: "let r = u32(at_s1(i1, i2 % p.s1_ne1, i3 % p.s1_ne2, 0u));\n" +
         "  return p.d_off + i0 * p.sd0 + r * p.sd1 + i2 * p.sd2 + i3 * p.sd3;",
       body: `return ${convert("at_s0(i0, i1, i2, i3)", a.type, n.type)};`,
-    }, ctx)];
+    }, ctx);
   },
 };
 
