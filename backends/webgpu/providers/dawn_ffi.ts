@@ -203,12 +203,21 @@ export const SIZE = {
   togglesDescriptor: 48, // chain{next, sType}, enabledCount, enabled**, disabledCount, disabled**
 } as const;
 
-/** Where the npm package keeps the library, relative to the package folder. */
-export const DAWN_LIB_FILE = "libwebgpu_wrapper.so";
-/** The npm package (and version) whose layouts this module follows. */
-export const DAWN_NPM_PACKAGE = "bun-webgpu-linux-x64";
-/** Its version. */
+/** The version of the npm packages (`bun-webgpu-<os>-<arch>`) whose layouts this module follows. */
 export const DAWN_NPM_VERSION = "0.1.7";
+
+/**
+ * This host's package of that build and the library file inside it, or why there is none. The
+ * callbacks here take a `WGPUStringView` by value as two arguments, which holds for the System V
+ * (Linux, macOS x86-64) and AArch64 calling conventions but not for Windows x64.
+ */
+export function dawnPackage(): { name: string; file: string } | { reason: string } {
+  const { os, arch } = Deno.build;
+  const a = arch === "x86_64" ? "x64" : arch === "aarch64" ? "arm64" : arch;
+  if (os === "linux" && a === "x64") return { name: "bun-webgpu-linux-x64", file: "libwebgpu_wrapper.so" };
+  if (os === "darwin") return { name: `bun-webgpu-darwin-${a}`, file: "libwebgpu_wrapper.dylib" };
+  return { reason: `no Dawn build of npm bun-webgpu ${DAWN_NPM_VERSION} is bound for ${os}-${arch}` };
+}
 
 /** Opens the library at `path`. */
 export function openDawn(path: string): Deno.DynamicLibrary<typeof DAWN_SYMBOLS> {

@@ -6,7 +6,8 @@
  *
  * - `deno`: Deno's built-in WebGPU (wgpu; `navigator.gpu`, needs `--unstable-webgpu`). Every
  *   wait (`onSubmittedWorkDone`, `mapAsync`) costs at least ~10 ms: its poll loop sleeps 10 ms.
- * - `dawn`: Dawn's C API (webgpu.h) from npm `bun-webgpu-linux-x64` (`libwebgpu_wrapper.so`),
+ * - `dawn`: Dawn's C API (webgpu.h) from npm `bun-webgpu-linux-x64` (`libwebgpu_wrapper.so`; the
+ *   `bun-webgpu-darwin-*` builds on macOS),
  *   loaded with `Deno.dlopen` (needs `--allow-ffi`); graphwire implements the WebGPU JS API over
  *   it (dawn.ts) and waits with `wgpuInstanceWaitAny`, blocking in the driver until the GPU
  *   signals instead of sleeping. Library: `$GRAPHWIRE_DAWN_LIB`, else the npm package.
@@ -25,7 +26,7 @@
 
 import { DeviceError } from "../../../protocol/errors.ts";
 import { findPackageFile, packageFile } from "./npm.ts";
-import { DAWN_LIB_FILE, DAWN_NPM_PACKAGE, DAWN_NPM_VERSION, openDawn } from "./dawn_ffi.ts";
+import { DAWN_NPM_VERSION, dawnPackage, openDawn } from "./dawn_ffi.ts";
 
 /** A loaded provider: the `GPU` object and what to know about its waits. */
 export interface LoadedProvider {
@@ -109,16 +110,18 @@ async function loadDawn(fetch: boolean): Promise<LoadedProvider> {
   if (!dawnGpu) {
     let path = env("GRAPHWIRE_DAWN_LIB");
     if (!path) {
+      const pkg = dawnPackage();
+      if ("reason" in pkg) throw new ProviderUnavailableError("dawn", pkg.reason);
       if (fetch) {
-        const r = await packageFile(DAWN_NPM_PACKAGE, DAWN_NPM_VERSION, DAWN_LIB_FILE);
+        const r = await packageFile(pkg.name, DAWN_NPM_VERSION, pkg.file);
         if (!r.path) throw new ProviderUnavailableError("dawn", r.reason!);
         path = r.path;
       } else {
-        path = findPackageFile(DAWN_NPM_PACKAGE, DAWN_NPM_VERSION, DAWN_LIB_FILE);
+        path = findPackageFile(pkg.name, DAWN_NPM_VERSION, pkg.file);
         if (!path) {
           throw new ProviderUnavailableError(
             "dawn",
-            `npm:${DAWN_NPM_PACKAGE}@${DAWN_NPM_VERSION} is not in Deno's cache (not fetched by auto)`,
+            `npm:${pkg.name}@${DAWN_NPM_VERSION} is not in Deno's cache (not fetched by auto)`,
           );
         }
       }
@@ -210,7 +213,7 @@ export const PROVIDERS: readonly ProviderInfo[] = [
   {
     name: "dawn",
     description:
-      `Dawn's C API from npm:${DAWN_NPM_PACKAGE}@${DAWN_NPM_VERSION} (or $GRAPHWIRE_DAWN_LIB) via Deno.dlopen; waits block in wgpuInstanceWaitAny`,
+      `Dawn's C API from npm:bun-webgpu-<os>-<arch>@${DAWN_NPM_VERSION} (or $GRAPHWIRE_DAWN_LIB) via Deno.dlopen; waits block in wgpuInstanceWaitAny`,
     load: loadDawn,
   },
   {
