@@ -55,6 +55,10 @@ Deno.test({ name: "webgpu: tensors over the binding limit run in slices", ignore
     const rows = b.tensor(F32, [600, 3]);
     const ids = b.tensor(GgmlType.I32, [9], { values: [2, 0, 1, 1, 2, 0, 0, 2, 1] });
     await gc!.check(b.node(GgmlOp.GET_ROWS, F32, [600, 9], [rows, ids]), 0);
+    // rows larger than a binding: one matrix at a time, the output matrix itself in slices
+    const rows2 = b.tensor(F32, [300, 5, 2]);
+    const ids2 = b.tensor(GgmlType.I32, [7, 2], { values: [4, 0, 1, 3, 2, 2, 0, 1, 1, 4, 3, 0, 2, 4] });
+    await gc!.check(b.node(GgmlOp.GET_ROWS, F32, [300, 7, 2], [rows2, ids2]), 0);
     // a permuted large source cannot be sliced: refused
     const p = b.tensor(F32, [80, 30], { permute: [1, 0, 2, 3] });
     const pn = b.node(GgmlOp.CONT, F32, [80, 30], [p]);
