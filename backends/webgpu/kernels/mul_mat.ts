@@ -313,13 +313,16 @@ function tiledCode(aType: number, bType: number, fields: Field[], tl: Tiling): s
     `    }\n` +
     `    workgroupBarrier();\n` +
     `  }\n` +
-    `  for (var j = 0u; j < ${tn}u; j++) {\n` +
-    `    let gn = n0 + ty * ${tn}u + j;\n` +
-    `    if (gn >= p.N) { break; }\n` +
-    `    for (var i = 0u; i < ${tm}u; i++) {\n` +
-    `      let gm = m0 + tx * ${tm}u + i;\n` +
-    `      if (gm < p.M) { d[p.d_off + gm * p.sd0 + gn * p.sd1 + i2 * p.sd2 + i3 * p.sd3] = acc[j * ${VM}u + i / 4u][i % 4u]; }\n` +
-    `    }\n  }\n}\n`;
+    // stores unrolled: constant indices keep the accumulators in registers
+    `  let gm0 = m0 + tx * ${tm}u;\n  let gn0 = n0 + ty * ${tn}u;\n` +
+    `  let db = p.d_off + i2 * p.sd2 + i3 * p.sd3;\n` +
+    Array.from({ length: tn }, (_, j) =>
+      `  if (gn0 + ${j}u < p.N) {\n` +
+      Array.from({ length: tm }, (_, i) =>
+        `    if (gm0 + ${i}u < p.M) { d[db + (gm0 + ${i}u) * p.sd0 + (gn0 + ${j}u) * p.sd1] = ` +
+        `acc[${j * VM + Math.floor(i / 4)}].${"xyzw"[i % 4]}; }\n`).join("") +
+      `  }\n`).join("") +
+    `}\n`;
 }
 
 /** The dispatch that computes MUL_MAT node `n` (supported by {@linkcode supportsMulMat}). */
