@@ -43,6 +43,7 @@ async function replayAll(t: Deno.TestContext, device: Device): Promise<void> {
   const listener = listenTcp("127.0.0.1", 0);
   const serving = server.serve(listener);
   const left: string[] = [];
+  const missingOps = new Map<string, number>();
   let ran = 0;
   try {
     for (const file of traces) {
@@ -51,6 +52,7 @@ async function replayAll(t: Deno.TestContext, device: Device): Promise<void> {
       const name = file.slice(TRACE_ROOT.length + 1);
       if (missing.length) {
         left.push(`${name}: ${missing.join(", ")}`);
+        for (const m of missing) missingOps.set(m, (missingOps.get(m) ?? 0) + 1);
         continue;
       }
       ran++;
@@ -74,6 +76,7 @@ async function replayAll(t: Deno.TestContext, device: Device): Promise<void> {
       byOp.set(op, (byOp.get(op) ?? 0) + 1);
     }
     console.log(`  left out: ${[...byOp].map(([op, n]) => `${op} ${n}`).join(", ")}`);
+    console.log(`  unsupported nodes: ${[...missingOps].map(([op, n]) => `${op} ×${n}`).join(", ")}`);
   }
   if (FULL_COVERAGE.has(device.name)) {
     assert.deepEqual(left, [], `${device.name} must replay every recording`);
