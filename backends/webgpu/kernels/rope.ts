@@ -12,7 +12,7 @@
  */
 
 import { GgmlType, typeName } from "../../../protocol/graph/types.ts";
-import { nbytes, nelements, opF32, opI32, sameShape, type Tensor } from "../../../protocol/graph/tensor.ts";
+import { opF32, opI32, sameShape, type Tensor } from "../../../protocol/graph/tensor.ts";
 import { yarnCorrDims } from "../../cpu/ops/rope.ts";
 import { at, elementAddressable, entry, tensorFields } from "./access.ts";
 import {
@@ -34,17 +34,11 @@ const MODES: ReadonlySet<number> = new Set([NORMAL, NEOX, MROPE, VISION, IMROPE]
 const WG = 256;
 const f = Math.fround;
 
-/** Whether the two tensors' data ranges overlap in one buffer (an in-place rope would race). */
-function overlaps(a: Tensor, b: Tensor): boolean {
-  return a.buffer !== null && a.buffer === b.buffer && a.offset < b.offset + nbytes(b) &&
-    b.offset < a.offset + nbytes(a);
-}
-
 /** Whether ROPE node `n` is what this kernel computes. */
 export function supportsRope(n: Tensor): boolean {
   const a = n.src[0], pos = n.src[1], ff = n.src[2];
   if (!a || !pos || (a.type !== F32 && a.type !== F16) || n.type !== a.type || !sameShape(a, n)) return false;
-  if (!elementAddressable(a) || !elementAddressable(n) || !elementAddressable(pos) || overlaps(a, n)) {
+  if (!elementAddressable(a) || !elementAddressable(n) || !elementAddressable(pos)) {
     return false;
   }
   const nDims = opI32(n, 1), mode = opI32(n, 2), nOffs = opI32(n, 15);
@@ -58,7 +52,7 @@ export function supportsRope(n: Tensor): boolean {
   }
   if (mode === VISION && (nDims * 2 !== a.ne[0] || nOffs !== 0)) return false;
   if (ff && (ff.type !== F32 || ff.ne[0] < nDims / 2 || !elementAddressable(ff))) return false;
-  return grid(Math.ceil(nelements(n) / WG)) !== null;
+  return grid(Math.ceil(Math.ceil(a.ne[0] / 2) * a.ne[1] * a.ne[2] * a.ne[3] / WG)) !== null;
 }
 
 /** The dispatch computing ROPE node `n`. */
@@ -70,6 +64,7 @@ export function ropeDispatch(n: Tensor, info: BindInfo): Dispatch {
   const corr = yarnCorrDims(nDims, opI32(n, 4), freqBase, f(opF32(n, 9)), f(opF32(n, 10)));
   const mscaleExt = f(attnFactor * f(1 + f(0.1 * f(Math.log(f(1 / freqScale))))));
   const s = [opI32(n, 11), opI32(n, 12), opI32(n, 13), opI32(n, 14)];
+  const slots = Math.ceil(n.ne[0] / 2);
   const fields: Field[] = [
     ...tensorFields("a", a, info),
     ...tensorFields("d", n, info),
@@ -81,7 +76,8 @@ export function ropeDispatch(n: Tensor, info: BindInfo): Dispatch {
     ["ne0", "u32", n.ne[0]],
     ["ne1", "u32", n.ne[1]],
     ["ne2", "u32", n.ne[2]],
-    ["total", "u32", nelements(n)],
+    ["slots", "u32", slots],
+    ["total", "u32", slots * n.ne[1] * n.ne[2] * n.ne[3]],
     ["n_dims", "u32", nDims],
     ["n_offs", "u32", opI32(n, 15)],
     ["theta_scale", "f32", f(Math.pow(freqBase, f(-2 / nDims)))],
@@ -109,21 +105,17 @@ export function ropeDispatch(n: Tensor, info: BindInfo): Dispatch {
   bindings.push({ tensor: n, write: true, atomic: half });
   decl += `@group(0) @binding(${bindings.length}) var<uniform> p: P;\n`;
 
-  // the element's pair: `first` (rotated as x0) or second, its partner, and its cache index ci
+  // slot q of a row: a rotated pair (i0 rotated as x0, i1 as x1, cache index ci) for q < P, else up
+  // to two elements outside the rotated range, copied
   let pair: string;
   if (mode === NORMAL) {
-    pair = `  let inside = i0 >= p.n_offs && i0 < p.n_offs + p.n_dims;\n` +
-      `  let j = i0 - p.n_offs;\n  let first = (j & 1u) == 0u;\n` +
-      `  let partner = select(i0 - 1u, i0 + 1u, first);\n  let ci = j & ~1u;\n`;
+    pair = `  let P = p.n_dims / 2u;\n  let i0 = p.n_offs + 2u * q;\n  let i1 = i0 + 1u;\n`;
   } else if (mode === VISION) {
-    pair = `  let inside = true;\n  let first = i0 < p.n_dims;\n` +
-      `  let partner = select(i0 - p.n_dims, i0 + p.n_dims, first);\n` +
-      `  let ci = 2u * select(i0 - p.n_dims, i0, first);\n`;
+    pair = `  let P = p.n_dims;\n  let i0 = q;\n  let i1 = q + p.n_dims;\n`;
   } else {
-    pair = `  let inside = i0 >= p.n_offs && i0 < p.n_offs + p.n_dims;\n` +
-      `  let j = i0 - p.n_offs;\n  let hd = p.n_dims / 2u;\n  let first = j < hd;\n` +
-      `  let partner = select(i0 - hd, i0 + hd, first);\n  let ci = 2u * select(j - hd, j, first);\n`;
+    pair = `  let P = p.n_dims / 2u;\n  let i0 = p.n_offs + q;\n  let i1 = i0 + p.n_dims / 2u;\n`;
   }
+  pair += `  let ci = 2u * q;\n`;
   const mrope = (mode & MROPE) !== 0;
   let thetaCode: string;
   if (!mrope) {
@@ -155,19 +147,21 @@ export function ropeDispatch(n: Tensor, info: BindInfo): Dispatch {
       `    tt = tt * p.theta_scale;\n    tw = tw * p.theta_scale;\n` +
       `    th = th * p.theta_scale;\n    te = te * p.theta_scale;\n  }\n`;
   }
-  const store = half ? "st_d(di, y);" : "d[di] = y;";
+  const store = (idx: string) => half ? `st_d(${idx}, y);` : `d[${idx}] = y;`;
   const code = paramStruct("P", fields) + decl +
     `fn reduce_angle(x: f32) -> f32 {\n` +
     `  let k = round(x * 0.15915494309189535);\n` +
     `  return (((x - k * 6.28125) - k * 0.00193023681640625) - k * 5.066394805908203e-06) - k * 3.968374517882012e-09;\n` +
     `}\n` + entry(WG) +
     `  let e = lin * ${WG}u + t;\n  if (e >= p.total) { return; }\n` +
-    `  let i0 = e % p.ne0;\n  let r = e / p.ne0;\n  let i1 = r % p.ne1;\n  let i2 = (r / p.ne1) % p.ne2;\n` +
+    `  let q = e % p.slots;\n  let r = e / p.slots;\n  let i1r = r % p.ne1;\n  let i2 = (r / p.ne1) % p.ne2;\n` +
     `  let i3 = r / (p.ne1 * p.ne2);\n` +
-    `  let di = ${at("d", "i0", "i1", "i2", "i3")};\n` +
-    `  let x = ld_a(${at("a", "i0", "i1", "i2", "i3")});\n` +
     pair +
-    `  if (!inside) { let y = x; ${store} return; }\n` +
+    `  if (q >= P) {\n` +
+    `    for (var k = 0u; k < 2u; k++) {\n` +
+    `      let el = 2u * (q - P) + k;\n      let ix = select(el + p.n_dims, el, el < p.n_offs);\n` +
+    `      if (ix < p.ne0) {\n        let y = ld_a(${at("a", "ix", "i1r", "i2", "i3")});\n` +
+    `        ${store(at("d", "ix", "i1r", "i2", "i3"))}\n      }\n    }\n    return;\n  }\n` +
     thetaCode +
     `  var factor = 1.0;\n  if (ci / 2u < p.ff_n) { factor = ${
       ff ? "ld_ff(p.ff_off + (ci / 2u) * p.ff_s0)" : "1.0"
@@ -181,15 +175,16 @@ export function ropeDispatch(n: Tensor, info: BindInfo): Dispatch {
     `    ang = interp * (1.0 - mix) + extrap * mix;\n    msc = p.mscale_ext;\n  }\n` +
     `  let ra = reduce_angle(ang);\n` +
     `  let c = cos(ra) * msc;\n  let s = sin(ra) * msc;\n` +
-    `  let xp = ld_a(${at("a", "partner", "i1", "i2", "i3")});\n` +
-    `  let y = select(xp * s + x * c, x * c - xp * s, first);\n` +
-    `  ${store}\n}\n`;
+    `  let x0 = ld_a(${at("a", "i0", "i1r", "i2", "i3")});\n` +
+    `  let x1 = ld_a(${at("a", "i1", "i1r", "i2", "i3")});\n` +
+    `  var y = x0 * c - x1 * s;\n  ${store(at("d", "i0", "i1r", "i2", "i3"))}\n` +
+    `  y = x0 * s + x1 * c;\n  ${store(at("d", "i1", "i1r", "i2", "i3"))}\n}\n`;
   return {
     key: `rope:${typeName(a.type)}:${mode}:${ff ? "ff" : "-"}`,
     code,
     bindings,
     params: packFields(fields),
-    groups: grid(Math.ceil(nelements(n) / WG))!,
+    groups: grid(Math.ceil(Math.ceil(n.ne[0] / 2) * n.ne[1] * n.ne[2] * n.ne[3] / WG))!,
   };
 }
 
