@@ -322,11 +322,15 @@ export class WebGpuDevice implements Device {
   layout(key: string): { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout } {
     const have = this.#layouts.get(key);
     if (have) return have;
-    const entries: GPUBindGroupLayoutEntry[] = [...key].map((c, i) => ({
-      binding: i,
-      visibility: GPUShaderStage.COMPUTE,
-      buffer: { type: c === "w" ? "storage" : "read-only-storage" },
-    }));
+    const entries: GPUBindGroupLayoutEntry[] = [];
+    [...key].forEach((c, i) => {
+      if (c === "-") return; // folded into another binding
+      entries.push({
+        binding: i,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: c === "w" ? "storage" : "read-only-storage" },
+      });
+    });
     entries.push({
       binding: key.length,
       visibility: GPUShaderStage.COMPUTE,

@@ -54,6 +54,8 @@ export class WebGpuPlan implements Plan {
   #params: Uint8Array<ArrayBuffer> = new Uint8Array(0);
   #paramBuf: GPUBuffer | null = null;
   #ctx: BuildContext;
+  /** While a node builds: its tensors that overlap its output, bound as one range. */
+  #merged: Map<Tensor, Range> | null = null;
   /** Scratch for nodes that ask for it (BuildContext.scratch): grown to the largest request. */
   #scratch: WebGpuBuffer | null = null;
   #scratchWant = 0;
@@ -69,8 +71,12 @@ export class WebGpuPlan implements Plan {
     const align = device.storageAlign;
     this.#ctx = {
       caps: device.caps,
-      byteOffset: (t) => t.offset - Math.floor(t.offset / align) * align,
-      elemOffset: (t) => Math.floor((t.offset - Math.floor(t.offset / align) * align) / elemSize(t.type)),
+      byteOffset: (t) => t.offset - (this.#merged?.get(t)?.start ?? Math.floor(t.offset / align) * align),
+      elemOffset: (t) =>
+        Math.floor(
+          (t.offset - (this.#merged?.get(t)?.start ?? Math.floor(t.offset / align) * align)) /
+            elemSize(t.type),
+        ),
       scratch: (bytes) => {
         const n = Math.max(1, Math.ceil(bytes / 4));
         const t = newTensor({ type: GgmlType.F32, ne: [n], name: "scratch" });
@@ -133,17 +139,57 @@ export class WebGpuPlan implements Plan {
     return { buffer, start, size: Math.max(4, end - start) };
   }
 
+  /**
+   * The sources of `node` whose bytes overlap its output's (in-place ops, views into the buffer
+   * written), with the output, as one range covering them all; null when none overlaps or the
+   * union would not fit a binding.
+   */
+  #overlapping(node: Tensor): Map<Tensor, Range> | null {
+    const buffer = node.buffer as WebGpuBuffer | null;
+    if (!buffer) return null;
+    const span = (t: Tensor) => [t.offset, t.offset + Math.max(nbytes(t), elemSize(t.type))];
+    let [lo, hi] = span(node);
+    const members: Tensor[] = [node];
+    for (let grew = true; grew;) {
+      grew = false;
+      for (const s of node.src) {
+        if (!s || s.buffer !== buffer || members.includes(s)) continue;
+        const [a, b] = span(s);
+        if (a < hi && lo < b) {
+          members.push(s);
+          lo = Math.min(lo, a);
+          hi = Math.max(hi, b);
+          grew = true;
+        }
+      }
+    }
+    if (members.length === 1) return null;
+    const align = this.device.storageAlign;
+    const start = Math.floor(lo / align) * align;
+    const end = Math.min(roundUp4(hi), buffer.gpu.size);
+    if (end - start > this.device.caps.maxStorageBufferBindingSize) return null;
+    const r: Range = { buffer, start, size: Math.max(4, end - start) };
+    return new Map(members.map((t) => [t, r]));
+  }
+
   async #build(graph: Graph, old: Step[] | null): Promise<void> {
-    const dispatches: { node: Tensor; d: Dispatch }[] = [];
+    const dispatches: { node: Tensor; d: Dispatch; merged: Map<Tensor, Range> | null }[] = [];
     for (const node of graph.nodes) {
       if (VIEW_OPS.has(node.op) || nbytes(node) === 0) continue;
       const k = this.device.requireKernel(node);
-      for (const d of k.build(node, this.#ctx)) {
+      const merged = this.#merged = this.#overlapping(node);
+      let built: Dispatch[];
+      try {
+        built = k.build(node, this.#ctx);
+      } finally {
+        this.#merged = null;
+      }
+      for (const d of built) {
         if (d.groups[0] === 0 || d.groups[1] === 0 || d.groups[2] === 0) continue;
         if (d.params.byteLength > MAX_PARAM_BYTES) {
           throw new DeviceError(`webgpu: kernel ${d.key} has ${d.params.byteLength} bytes of parameters`);
         }
-        dispatches.push({ node, d });
+        dispatches.push({ node, d, merged });
       }
     }
     // scratch tensors asked for while building: one buffer of the largest size backs them all
@@ -172,23 +218,9 @@ export class WebGpuPlan implements Plan {
     let lo = fresh ? 0 : Infinity, hi = fresh ? size : 0;
     const steps: Step[] = [];
     for (let i = 0; i < dispatches.length; i++) {
-      const { node, d } = dispatches[i];
-      const ranges = d.bindings.map((b) => this.#range(b.tensor));
-      // writable-binding aliasing: every binding of a written buffer is bound writable
-      const written = new Set<WebGpuBuffer>();
-      d.bindings.forEach((b, k) => b.write && written.add(ranges[k].buffer));
-      let code = d.code;
-      let layoutKey = "";
-      d.bindings.forEach((b, k) => {
-        if (b.write) layoutKey += "w";
-        else if (written.has(ranges[k].buffer)) {
-          layoutKey += "w";
-          code = code.replace(
-            `@group(0) @binding(${k}) var<storage, read>`,
-            `@group(0) @binding(${k}) var<storage, read_write>`,
-          );
-        } else layoutKey += "r";
-      });
+      const { node, d, merged } = dispatches[i];
+      const ranges = d.bindings.map((b) => merged?.get(b.tensor) ?? this.#range(b.tensor));
+      const { code, layoutKey } = shareBindings(d, ranges);
       const sig = ranges.map((r) => `${r.buffer.id}:${r.start}:${r.size}`).join(",") + "|" + layoutKey;
       const prev = old?.[i];
       const pipeline = prev && prev.code === code && prev.layoutKey === layoutKey
@@ -197,10 +229,11 @@ export class WebGpuPlan implements Plan {
       let bindGroup: GPUBindGroup;
       if (prev && prev.sig === sig && prev.layoutKey === layoutKey && !fresh) bindGroup = prev.bindGroup;
       else {
-        const entries: GPUBindGroupEntry[] = ranges.map((r, k) => ({
-          binding: k,
-          resource: { buffer: r.buffer.gpu, offset: r.start, size: r.size },
-        }));
+        const entries: GPUBindGroupEntry[] = [];
+        ranges.forEach((r, k) => {
+          if (layoutKey[k] === "-") return;
+          entries.push({ binding: k, resource: { buffer: r.buffer.gpu, offset: r.start, size: r.size } });
+        });
         entries.push({
           binding: ranges.length,
           resource: { buffer: this.#paramBuf!, offset: 0, size: MAX_PARAM_BYTES },
@@ -229,4 +262,39 @@ export class WebGpuPlan implements Plan {
     }
     this.#steps = steps;
   }
+}
+
+/**
+ * The shader and binding layout of `d` given where its tensors are bound ("w" writable, "r"
+ * read-only, "-" no binding). A read binding over exactly the range of a written binding of the
+ * same element type is folded into it: its declaration is dropped and its name refers to the
+ * written array (WebGPU implementations may refuse overlapping writable bindings). Any other read
+ * binding in a written buffer is declared read_write (a buffer may not be both read-only and
+ * writable in one dispatch).
+ */
+function shareBindings(d: Dispatch, ranges: Range[]): { code: string; layoutKey: string } {
+  let code = d.code;
+  const key: string[] = d.bindings.map((b) => b.write ? "w" : "r");
+  const written = new Set<WebGpuBuffer>();
+  d.bindings.forEach((b, k) => b.write && written.add(ranges[k].buffer));
+  const decl = (k: number, access: string) =>
+    new RegExp(`@group\\(0\\) @binding\\(${k}\\) var<storage, ${access}> (\\w+): array<([\\w<>]+)>;\\n?`);
+  d.bindings.forEach((b, k) => {
+    if (b.write || !written.has(ranges[k].buffer)) return;
+    const j = d.bindings.findIndex((w, jj) => w.write && ranges[jj] === ranges[k]);
+    if (j >= 0 && !d.bindings[j].atomic) {
+      const mine = code.match(decl(k, "read")), theirs = code.match(decl(j, "read_write"));
+      if (mine && theirs && mine[2] === theirs[2]) {
+        code = code.replace(mine[0], "").replace(new RegExp(`(?<![.\\w])${mine[1]}\\b`, "g"), theirs[1]);
+        key[k] = "-";
+        return;
+      }
+    }
+    key[k] = "w";
+    code = code.replace(
+      `@group(0) @binding(${k}) var<storage, read>`,
+      `@group(0) @binding(${k}) var<storage, read_write>`,
+    );
+  });
+  return { code, layoutKey: key.join("") };
 }
