@@ -9,10 +9,12 @@
  * the encoder records.
  *
  * Bindings: a tensor is bound at its offset rounded down to minStorageBufferOffsetAlignment over its
- * byte range rounded up to whole words (kernels get the remainder through BindInfo). Where a read
- * binding shares its GPU buffer with a written binding of the same dispatch, both are bound writable
- * (the read declaration is rewritten to read_write), since WebGPU forbids read-only and writable
- * uses of one buffer in one dispatch.
+ * byte range rounded up to whole words (kernels get the remainder through BindInfo). Sources whose
+ * bytes overlap the node's output (in-place ops) are bound with it over one range, and a read
+ * binding of that range folds into the written binding (its declaration is dropped and its name
+ * refers to the written array), since implementations may refuse overlapping writable bindings.
+ * Any other read binding in a buffer the dispatch writes is declared read_write, since WebGPU
+ * forbids read-only and writable uses of one buffer in one dispatch.
  * @module
  */
 

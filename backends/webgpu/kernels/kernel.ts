@@ -19,13 +19,16 @@
  * `array<u32>` (two halves per word, element i in word i/2, low half first), so an odd element
  * offset is normal.
  *
- * Declare read-only tensors as `@group(0) @binding(k) var<storage, read>` and written ones as
- * `read_write` (or `array<atomic<u32>>` with `atomic: true`). WebGPU forbids a read-only and a
- * writable use of the same GPU buffer in one dispatch, so when a read binding shares its buffer with
- * a written binding (in-place ops, views of one KV buffer) the plan rewrites that binding's
- * declaration `var<storage, read>` to `var<storage, read_write>` and binds it writable; kernels need
- * not care, but must spell the declaration exactly that way. Both bindings then alias the same
- * memory, which WebGPU allows between writable storage bindings.
+ * Declare read-only tensors exactly as `@group(0) @binding(k) var<storage, read> NAME: array<T>;`
+ * and written ones as `read_write` (or `array<atomic<u32>>` with `atomic: true`). The plan rewrites
+ * declarations where WebGPU requires it: a source whose bytes overlap the node's output (in-place
+ * ops) is bound with the output over one range — BindInfo offsets are then relative to that shared
+ * range — and when its element type matches the written binding's, its declaration is dropped and
+ * NAME (not preceded by `.`) is renamed to the written array, so one binding serves both (Dawn
+ * refuses overlapping writable bindings). Other read bindings of a buffer the dispatch writes are
+ * rewritten to `var<storage, read_write>` (a buffer may not be both read-only and writable in one
+ * dispatch). Kernels need not care beyond spelling declarations this way and not naming a
+ * parameter field or function exactly like a tensor array.
  *
  * ## Parameters
  * Every dispatch of a plan reads its parameters from ONE uniform buffer through a dynamic offset:
