@@ -5,8 +5,8 @@
  *
  * Timing: one graph holds the op `--reps` times (every copy reads the same sources and writes the
  * same destination), so one plan run is one submit / one graph launch carrying many dispatches;
- * the plan is run k and 2k times, each batch followed by one synchronize, and the time per op is
- * the difference over k·reps. That removes the fixed cost of a wait (about 10 ms in Deno's own
+ * the plan is run in batches of k and 2k runs (three of each), each batch followed by one
+ * synchronize, and the time per op is the difference of the median batches over k·reps. That removes the fixed cost of a wait (about 10 ms in Deno's own
  * WebGPU) and of a submit, leaving device time whenever the device is the bottleneck.
  *
  * `--graph` measures the per-node costs of a 1000-node graph of small dependent ops: device time per
@@ -241,10 +241,16 @@ export async function secondsPerRun(dev: Device, plan: Plan, minSeconds: number)
     k = Math.min(1 << 16, Math.max(2 * k, Math.ceil(k * minSeconds / Math.max(t, 1e-4))));
     t = await timeRuns(dev, plan, k);
   }
-  const t2 = await timeRuns(dev, plan, 2 * k);
-  const per = (t2 - t) / k;
-  // the difference can be noise-dominated for tiny ops; fall back to the plain mean then
-  return [per > 0 ? per : t2 / (2 * k), 3 * k];
+  // three k-run and three 2k-run batches, alternated; medians differenced
+  const t1s: number[] = [t], t2s: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    t2s.push(await timeRuns(dev, plan, 2 * k));
+    if (i < 2) t1s.push(await timeRuns(dev, plan, k));
+  }
+  const med = (x: number[]) => [...x].sort((a, b) => a - b)[1];
+  const t2 = med(t2s);
+  const per = (t2 - med(t1s)) / k;
+  return [per > 0 ? per : t2 / (2 * k), 9 * k];
 }
 
 /** Times one case on `dev`. */
