@@ -127,7 +127,8 @@ export class WebGpuDevice implements Device {
   #total: number;
   #allocated = 0;
   #nextId = 1;
-  #pipelines = new Map<string, GPUComputePipeline>();
+  /** Pipelines by layout key, then by shader (cached string hashes make repeated lookups cheap). */
+  #pipelines = new Map<string, Map<string, GPUComputePipeline>>();
   #layouts = new Map<string, { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout }>();
   #bytes: GPUComputePipeline | null = null;
   #dummy: GPUBuffer | null = null;
@@ -295,8 +296,9 @@ export class WebGpuDevice implements Device {
 
   /** The pipeline for `code` with bindings of `layoutKey` ("r", "w" per storage binding). */
   async pipeline(code: string, layoutKey: string, label: string): Promise<GPUComputePipeline> {
-    const key = layoutKey + "\n" + code;
-    const have = this.#pipelines.get(key);
+    let byCode = this.#pipelines.get(layoutKey);
+    if (!byCode) this.#pipelines.set(layoutKey, byCode = new Map());
+    const have = byCode.get(code);
     if (have) return have;
     const layout = this.layout(layoutKey);
     const module = this.gpu.createShaderModule({ code, label });
@@ -314,7 +316,7 @@ export class WebGpuDevice implements Device {
         `webgpu: kernel ${label} failed to build: ${(e as Error).message} ${msgs}`,
       );
     }
-    this.#pipelines.set(key, pipe);
+    byCode.set(code, pipe);
     return pipe;
   }
 

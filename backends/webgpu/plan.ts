@@ -110,9 +110,10 @@ export class WebGpuPlan implements Plan {
     const pass = enc.beginComputePass();
     const off = [0];
     const steps = this.#steps;
+    let last: GPUComputePipeline | null = null;
     for (let i = 0; i < steps.length; i++) {
       const s = steps[i];
-      pass.setPipeline(s.pipeline);
+      if (s.pipeline !== last) pass.setPipeline(last = s.pipeline);
       off[0] = i * this.#slot;
       pass.setBindGroup(0, s.bindGroup, off);
       pass.dispatchWorkgroups(s.groups[0], s.groups[1], s.groups[2]);
@@ -275,28 +276,58 @@ export class WebGpuPlan implements Plan {
  * writable in one dispatch).
  */
 function shareBindings(d: Dispatch, ranges: Range[]): { code: string; layoutKey: string } {
-  let code = d.code;
-  const key: string[] = d.bindings.map((b) => b.write ? "w" : "r");
-  const written = new Set<WebGpuBuffer>();
-  d.bindings.forEach((b, k) => b.write && written.add(ranges[k].buffer));
-  const decl = (k: number, access: string) =>
-    new RegExp(`@group\\(0\\) @binding\\(${k}\\) var<storage, ${access}> (\\w+): array<([\\w<>]+)>;\\n?`);
+  // the binding pattern: w written, a written atomically, r read, u read in a written buffer,
+  // fJ read over exactly written binding J's range
+  let pattern = "";
+  let anyShared = false;
   d.bindings.forEach((b, k) => {
-    if (b.write || !written.has(ranges[k].buffer)) return;
-    const j = d.bindings.findIndex((w, jj) => w.write && ranges[jj] === ranges[k]);
-    if (j >= 0 && !d.bindings[j].atomic) {
-      const mine = code.match(decl(k, "read")), theirs = code.match(decl(j, "read_write"));
-      if (mine && theirs && mine[2] === theirs[2]) {
-        code = code.replace(mine[0], "").replace(new RegExp(`(?<![.\\w])${mine[1]}\\b`, "g"), theirs[1]);
-        key[k] = "-";
-        return;
+    let tag = b.write ? (b.atomic ? "a" : "w") : "r";
+    for (let j = 0; j < d.bindings.length && !b.write; j++) {
+      const w = d.bindings[j];
+      if (!w.write || ranges[j].buffer !== ranges[k].buffer) continue;
+      tag = "u";
+      anyShared = true;
+      if (ranges[j] === ranges[k] && !w.atomic) {
+        tag = `f${j}`;
+        break;
       }
     }
-    key[k] = "w";
-    code = code.replace(
-      `@group(0) @binding(${k}) var<storage, read>`,
-      `@group(0) @binding(${k}) var<storage, read_write>`,
-    );
+    pattern += tag + ",";
   });
-  return { code, layoutKey: key.join("") };
+  if (!anyShared) return { code: d.code, layoutKey: d.bindings.map((b) => b.write ? "w" : "r").join("") };
+  let byPattern = SHARED.get(d.code);
+  if (!byPattern) SHARED.set(d.code, byPattern = new Map());
+  let out = byPattern.get(pattern);
+  if (!out) byPattern.set(pattern, out = rewrite(d));
+  return out;
+
+  function rewrite(d: Dispatch): { code: string; layoutKey: string } {
+    let code = d.code;
+    const key: string[] = d.bindings.map((b) => b.write ? "w" : "r");
+    const written = new Set<WebGpuBuffer>();
+    d.bindings.forEach((b, k) => b.write && written.add(ranges[k].buffer));
+    const decl = (k: number, access: string) =>
+      new RegExp(`@group\\(0\\) @binding\\(${k}\\) var<storage, ${access}> (\\w+): array<([\\w<>]+)>;\\n?`);
+    d.bindings.forEach((b, k) => {
+      if (b.write || !written.has(ranges[k].buffer)) return;
+      const j = d.bindings.findIndex((w, jj) => w.write && ranges[jj] === ranges[k]);
+      if (j >= 0 && !d.bindings[j].atomic) {
+        const mine = code.match(decl(k, "read")), theirs = code.match(decl(j, "read_write"));
+        if (mine && theirs && mine[2] === theirs[2]) {
+          code = code.replace(mine[0], "").replace(new RegExp(`(?<![.\\w])${mine[1]}\\b`, "g"), theirs[1]);
+          key[k] = "-";
+          return;
+        }
+      }
+      key[k] = "w";
+      code = code.replace(
+        `@group(0) @binding(${k}) var<storage, read>`,
+        `@group(0) @binding(${k}) var<storage, read_write>`,
+      );
+    });
+    return { code, layoutKey: key.join("") };
+  }
 }
+
+/** shareBindings results by shader and binding pattern. */
+const SHARED = new Map<string, Map<string, { code: string; layoutKey: string }>>();

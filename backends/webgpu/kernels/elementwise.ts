@@ -114,6 +114,15 @@ function evenRows(ne: Dims, s: Dims, off: number): boolean {
   return true;
 }
 
+/** Generated shaders by variant. */
+const CODE = new Map<string, string>();
+const HELPER_IDS = new Map<string, number>();
+function helperId(h: string): number {
+  let id = HELPER_IDS.get(h);
+  if (id === undefined) HELPER_IDS.set(h, id = HELPER_IDS.size);
+  return id;
+}
+
 /** The dispatch computing `spec` (see {@linkcode MapSpec}). */
 export function mapKernel(spec: MapSpec, ctx: BuildContext): Dispatch[] {
   const { dst, srcs } = spec;
@@ -155,93 +164,103 @@ export function mapKernel(spec: MapSpec, ctx: BuildContext): Dispatch[] {
     for (let i = 0; i < 4; i++) fields.push([`s${k}_nb${i}`, "u32", st[i]]);
   });
   fields.push(...(spec.fields ?? []));
-  const T = dst.type === I32 ? "i32" : raw ? "u32" : "f32";
-  let code = HALF_HELPERS + declareTensor("d", dst.type, 0, true, atomic);
-  if (raw) {
-    code += atomic
-      ? `fn str_d(i: u32, v: u32) { let sh = (i & 1u) * 16u; atomicAnd(&d[i >> 1u], ~(0xffffu << sh)); ` +
-        `atomicOr(&d[i >> 1u], (v & 0xffffu) << sh); }\n`
-      : `fn stwr_d(w: u32, lo: u32, hi: u32, keepLo: bool, keepHi: bool) {
-  let old = select(0u, d[w], keepLo || keepHi);
-  d[w] = select(lo, old & 0xffffu, keepLo) | (select(hi, old >> 16u, keepHi) << 16u);
+  const units = mode === "flat"
+    ? Math.ceil((n + (dOff & 1)) / 2)
+    : mode === "rows"
+    ? Math.ceil(ne[0] / 2) * ne[1] * ne[2] * ne[3]
+    : n;
+  // the shader depends on the variant, not on shapes or offsets: generated once per variant
+  const variant = `${spec.key}|${mode}|${raw}|${dst.type}|${srcs.map((t) => t.type).join(",")}|` +
+    `${(spec.fields ?? []).map((f) => f[0] + ":" + f[1]).join(",")}|${spec.body}|${spec.dstIndex ?? ""}|` +
+    `${spec.helpers ? helperId(spec.helpers) : -1}`;
+  let code = CODE.get(variant);
+  if (code === undefined) {
+    const T = dst.type === I32 ? "i32" : raw ? "u32" : "f32";
+    code = HALF_HELPERS + declareTensor("d", dst.type, 0, true, atomic);
+    if (raw) {
+      code += atomic
+        ? `fn str_d(i: u32, v: u32) { let sh = (i & 1u) * 16u; atomicAnd(&d[i >> 1u], ~(0xffffu << sh)); ` +
+          `atomicOr(&d[i >> 1u], (v & 0xffffu) << sh); }\n`
+        : `fn stwr_d(w: u32, lo: u32, hi: u32, keepLo: bool, keepHi: bool) {
+    let old = select(0u, d[w], keepLo || keepHi);
+    d[w] = select(lo, old & 0xffffu, keepLo) | (select(hi, old >> 16u, keepHi) << 16u);
 }\n`;
-  }
-  srcs.forEach((s, k) => {
-    const name = `s${k}`;
-    const sHalf = s.type === F16 || s.type === BF16;
-    const R = s.type === I32 || s.type === I64 ? "i32" : raw && sHalf ? "u32" : "f32";
-    code += declareTensor(name, s.type, k + 1, false);
-    const load = raw && sHalf ? `ldr_${name}` : `ld_${name}`;
-    if (raw && sHalf) {
-      code += `fn ldr_${name}(i: u32) -> u32 { return (${name}[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu; }\n`;
     }
-    code += `fn at_${name}(i0: u32, i1: u32, i2: u32, i3: u32) -> ${R} { return ${load}(p.${name}_off + ` +
-      `i0 * p.${name}_nb0 + i1 * p.${name}_nb1 + i2 * p.${name}_nb2 + i3 * p.${name}_nb3); }\n`;
-    code +=
-      `fn bc_${name}(i0: u32, i1: u32, i2: u32, i3: u32) -> ${R} { return at_${name}(i0 % p.${name}_ne0, ` +
-      `i1 % p.${name}_ne1, i2 % p.${name}_ne2, i3 % p.${name}_ne3); }\n`;
-  });
-  code += paramStruct("Params", fields);
-  code += `@group(0) @binding(${srcs.length + 1}) var<uniform> p: Params;\n`;
-  code += spec.helpers ?? "";
-  code += `fn val(i0: u32, i1: u32, i2: u32, i3: u32) -> ${T} {\n${spec.body}\n}\n`;
-  code += `fn dst_index(i0: u32, i1: u32, i2: u32, i3: u32) -> u32 {\n${
-    spec.dstIndex ?? "return p.d_off + i0 * p.sd0 + i1 * p.sd1 + i2 * p.sd2 + i3 * p.sd3;"
-  }\n}\n`;
-  code += `fn at_out(e: u32) -> ${T} {
-  let i0 = e % p.ne0; let r1 = e / p.ne0; let i1 = r1 % p.ne1; let r2 = r1 / p.ne1;
-  let i2 = r2 % p.ne2; let i3 = r2 / p.ne2;
-  return val(i0, i1, i2, i3);
+    srcs.forEach((s, k) => {
+      const name = `s${k}`;
+      const sHalf = s.type === F16 || s.type === BF16;
+      const R = s.type === I32 || s.type === I64 ? "i32" : raw && sHalf ? "u32" : "f32";
+      code += declareTensor(name, s.type, k + 1, false);
+      const load = raw && sHalf ? `ldr_${name}` : `ld_${name}`;
+      if (raw && sHalf) {
+        code +=
+          `fn ldr_${name}(i: u32) -> u32 { return (${name}[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu; }\n`;
+      }
+      code += `fn at_${name}(i0: u32, i1: u32, i2: u32, i3: u32) -> ${R} { return ${load}(p.${name}_off + ` +
+        `i0 * p.${name}_nb0 + i1 * p.${name}_nb1 + i2 * p.${name}_nb2 + i3 * p.${name}_nb3); }\n`;
+      code +=
+        `fn bc_${name}(i0: u32, i1: u32, i2: u32, i3: u32) -> ${R} { return at_${name}(i0 % p.${name}_ne0, ` +
+        `i1 % p.${name}_ne1, i2 % p.${name}_ne2, i3 % p.${name}_ne3); }\n`;
+    });
+    code += paramStruct("Params", fields);
+    code += `@group(0) @binding(${srcs.length + 1}) var<uniform> p: Params;\n`;
+    code += spec.helpers ?? "";
+    code += `fn val(i0: u32, i1: u32, i2: u32, i3: u32) -> ${T} {\n${spec.body}\n}\n`;
+    code += `fn dst_index(i0: u32, i1: u32, i2: u32, i3: u32) -> u32 {\n${
+      spec.dstIndex ?? "return p.d_off + i0 * p.sd0 + i1 * p.sd1 + i2 * p.sd2 + i3 * p.sd3;"
+    }\n}\n`;
+    code += `fn at_out(e: u32) -> ${T} {
+    let i0 = e % p.ne0; let r1 = e / p.ne0; let i1 = r1 % p.ne1; let r2 = r1 / p.ne1;
+    let i2 = r2 % p.ne2; let i3 = r2 / p.ne2;
+    return val(i0, i1, i2, i3);
 }
 fn out_index(e: u32) -> u32 {
-  let i0 = e % p.ne0; let r1 = e / p.ne0; let i1 = r1 % p.ne1; let r2 = r1 / p.ne1;
-  let i2 = r2 % p.ne2; let i3 = r2 / p.ne2;
-  return dst_index(i0, i1, i2, i3);
+    let i0 = e % p.ne0; let r1 = e / p.ne0; let i1 = r1 % p.ne1; let r2 = r1 / p.ne1;
+    let i2 = r2 % p.ne2; let i3 = r2 / p.ne2;
+    return dst_index(i0, i1, i2, i3);
 }
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-  ${LINEAR_WG}
-  let k = lin * ${WG}u + li + p.base;
-  if (k >= p.u_end) { return; }
+          @builtin(local_invocation_index) li: u32) {
+    ${LINEAR_WG}
+    let k = lin * ${WG}u + li + p.base;
+    if (k >= p.u_end) { return; }
 `;
-  const zero = raw ? "0u" : "0.0";
-  const stw = raw ? "stwr_d" : "stw_d";
-  let units = n;
-  if (mode === "flat") {
-    // one word per invocation: elements e0 = 2k - r and e0 + 1, r = parity of the first element
-    units = Math.ceil((n + (dOff & 1)) / 2);
-    code += `  let r = p.d_off & 1u;
-  if (2u * k >= p.n + r) { return; }
-  let keepLo = k == 0u && r == 1u;
-  let e0 = 2u * k - r;
-  let keepHi = e0 + 1u >= p.n;
-  var lo = ${zero}; var hi = ${zero};
-  if (!keepLo) { lo = at_out(e0); }
-  if (!keepHi) { hi = at_out(e0 + 1u); }
-  ${stw}(p.d_word + k, lo, hi, keepLo, keepHi);
+    const zero = raw ? "0u" : "0.0";
+    const stw = raw ? "stwr_d" : "stw_d";
+    if (mode === "flat") {
+      // one word per invocation: elements e0 = 2k - r and e0 + 1, r = parity of the first element
+      code += `  let r = p.d_off & 1u;
+    if (2u * k >= p.n + r) { return; }
+    let keepLo = k == 0u && r == 1u;
+    let e0 = 2u * k - r;
+    let keepHi = e0 + 1u >= p.n;
+    var lo = ${zero}; var hi = ${zero};
+    if (!keepLo) { lo = at_out(e0); }
+    if (!keepHi) { hi = at_out(e0 + 1u); }
+    ${stw}(p.d_word + k, lo, hi, keepLo, keepHi);
 }
 `;
-  } else if (mode === "rows") {
-    // rows start on whole words: invocation = (word slot of a row, row)
-    const slots = Math.ceil(ne[0] / 2);
-    units = slots * ne[1] * ne[2] * ne[3];
-    code += `  let slots = (p.ne0 + 1u) / 2u;
-  if (k >= slots * p.ne1 * p.ne2 * p.ne3) { return; }
-  let i0 = 2u * (k % slots); let r1 = k / slots; let i1 = r1 % p.ne1; let r2 = r1 / p.ne1;
-  let i2 = r2 % p.ne2; let i3 = r2 / p.ne2;
-  let keepHi = i0 + 1u >= p.ne0;
-  let lo = val(i0, i1, i2, i3);
-  var hi = ${zero};
-  if (!keepHi) { hi = val(i0 + 1u, i1, i2, i3); }
-  ${stw}(dst_index(i0, i1, i2, i3) / 2u, lo, hi, false, keepHi);
+    } else if (mode === "rows") {
+      // rows start on whole words: invocation = (word slot of a row, row)
+      code += `  let slots = (p.ne0 + 1u) / 2u;
+    if (k >= slots * p.ne1 * p.ne2 * p.ne3) { return; }
+    let i0 = 2u * (k % slots); let r1 = k / slots; let i1 = r1 % p.ne1; let r2 = r1 / p.ne1;
+    let i2 = r2 % p.ne2; let i3 = r2 / p.ne2;
+    let keepHi = i0 + 1u >= p.ne0;
+    let lo = val(i0, i1, i2, i3);
+    var hi = ${zero};
+    if (!keepHi) { hi = val(i0 + 1u, i1, i2, i3); }
+    ${stw}(dst_index(i0, i1, i2, i3) / 2u, lo, hi, false, keepHi);
 }
 `;
-  } else {
-    code += `  if (k >= p.n) { return; }
-  ${raw ? "str_d" : "st_d"}(out_index(k), at_out(k));
+    } else {
+      code += `  if (k >= p.n) { return; }
+    ${raw ? "str_d" : "st_d"}(out_index(k), at_out(k));
 }
 `;
+    }
+    CODE.set(variant, code);
   }
   if (n === 0) return [];
   const bindings = (d: Tensor, ss: Tensor[]) => [
