@@ -55,6 +55,17 @@ export function supportsFlashAttn(n: Tensor): boolean {
   return grid(N * H * Bq * kvSplits(N * H * Bq, k.ne[1])) !== null;
 }
 
+/**
+ * Elements per 16-byte load of K rows (8 halves, 4 floats) when every row is packed, 16-byte aligned
+ * and splits evenly over the four invocations sharing a key; 1 otherwise (element loads).
+ */
+function kVec(k: Tensor, info: BindInfo): number {
+  const w = k.type === F32 ? 4 : 8;
+  const sk = elemStrides(k)!;
+  if (sk[0] !== 1 || k.ne[0] % (4 * w) !== 0 || info.elemOffset(k) % w !== 0) return 1;
+  return [sk[1], sk[2], sk[3]].every((x) => x % w === 0) ? w : 1;
+}
+
 /** WGSL: `x` rounded to the storage precision of `type` (Q is rounded to K's type). */
 function roundTo(type: number, x: string): string {
   if (type === F16) return `unpack2x16float(pack2x16float(vec2<f32>(${x}, 0.0))).x`;
@@ -90,6 +101,28 @@ export function flashAttnDispatches(
   if (S === 1) return [flashAttnDispatch(n, ctx, null, 1)];
   const sc = ctx.scratch!(rows * S * (v.ne[0] + 2) * 4);
   return [flashAttnDispatch(n, ctx, sc, S), combineDispatch(n, ctx, sc, S)];
+}
+
+/**
+ * Whether V rows can be read 4 elements at a time by 32 invocations per key (packed rows, DV a
+ * multiple of 128, 4-element aligned): the value pass then splits the block's keys over four
+ * groups of 32 invocations, each holding DV/32 output columns, summed once at the end.
+ */
+function vVec(v: Tensor, info: BindInfo): boolean {
+  const sv = elemStrides(v)!;
+  return sv[0] === 1 && v.ne[0] % 128 === 0 && info.elemOffset(v) % 4 === 0 &&
+    [sv[1], sv[2], sv[3]].every((x) => x % 4 === 0);
+}
+
+/** WGSL: lo8/hi8, the 8 halves (f16 or bf16) of a vec4<u32> as two vec4<f32>. */
+function unpack8(type: number): string {
+  const u = (a: string, b: string) =>
+    type === F16
+      ? `vec4<f32>(unpack2x16float(w.${a}), unpack2x16float(w.${b}))`
+      : `vec4<f32>(bitcast<f32>(w.${a} << 16u), bitcast<f32>(w.${a} & 0xffff0000u), ` +
+        `bitcast<f32>(w.${b} << 16u), bitcast<f32>(w.${b} & 0xffff0000u))`;
+  return `fn lo8(w: vec4<u32>) -> vec4<f32> { return ${u("x", "y")}; }\n` +
+    `fn hi8(w: vec4<u32>) -> vec4<f32> { return ${u("z", "w")}; }\n`;
 }
 
 /** The attention pass of node `n`: final (`sc` null) or per split into `sc`. */
@@ -133,8 +166,24 @@ export function flashAttnDispatch(n: Tensor, info: BindInfo, sc: Tensor | null, 
     { tensor: k, write: false },
     { tensor: v, write: false },
   ];
-  let decl = declareTensor("q", F32, 0, false) + declareTensor("k", k.type, 1, false) +
-    declareTensor("v", v.type, 2, false);
+  const kv = kVec(k, info);
+  const kDecl = kv === 1
+    ? declareTensor("k", k.type, 1, false)
+    : `@group(0) @binding(1) var<storage, read> k: array<vec4<${k.type === F32 ? "f32" : "u32"}>>;\n` +
+      (k.type === F32 ? "" : unpack8(k.type));
+  const vv = vVec(v, info);
+  const vDecl = vv
+    ? `@group(0) @binding(2) var<storage, read> v: array<${v.type === F32 ? "vec4<f32>" : "vec2<u32>"}>;\n` +
+      (v.type === F32
+        ? `fn ldv4(i: u32) -> vec4<f32> { return v[i]; }\n`
+        : `fn ldv4(i: u32) -> vec4<f32> { let w = v[i]; return ${
+          v.type === F16
+            ? "vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y))"
+            : "vec4<f32>(bitcast<f32>(w.x << 16u), bitcast<f32>(w.x & 0xffff0000u), " +
+              "bitcast<f32>(w.y << 16u), bitcast<f32>(w.y & 0xffff0000u))"
+        }; }\n`)
+    : declareTensor("v", v.type, 2, false);
+  let decl = declareTensor("q", F32, 0, false) + kDecl + vDecl;
   if (mask) {
     decl += declareTensor("mk", F16, bindings.length, false);
     bindings.push({ tensor: mask, write: false });
@@ -154,9 +203,10 @@ export function flashAttnDispatch(n: Tensor, info: BindInfo, sc: Tensor | null, 
     : "";
   const code = paramStruct("P", fields) + decl + bf + ALIBI +
     `const NEG: f32 = -3.402823e38;\n` +
-    `var<workgroup> qs: array<f32, ${DK}>;\n` +
+    `var<workgroup> qs: array<vec4<f32>, ${Math.ceil(DK / 4)}>;\n` +
     `var<workgroup> part: array<f32, ${WG}>;\n` +
     `var<workgroup> ps: array<f32, ${BKV}>;\n` +
+    (vv ? `var<workgroup> comb: array<f32, ${4 * DV}>;\n` : "") +
     entry(WG) +
     `  let row = lin / p.S;\n  let split = lin % p.S;\n` +
     `  if (row >= p.rows) { return; }\n` +
@@ -164,7 +214,7 @@ export function flashAttnDispatch(n: Tensor, info: BindInfo, sc: Tensor | null, 
     `  let jb = split * p.chunk;\n  let je = min(p.NKV, jb + p.chunk);\n` +
     `  let ik2 = iq2 / p.rk2;\n  let iv2 = iq2 / p.rv2;\n` +
     `  for (var c = t; c < p.DK; c += ${WG}u) {\n` +
-    `    qs[c] = ${
+    `    qs[c / 4u][c % 4u] = ${
       roundTo(k.type, "ld_q(p.q_off + c * p.q_s0 + iq1 * p.q_s1 + iq2 * p.q_s2 + iq3 * p.q_s3)")
     };\n` +
     `  }\n` +
@@ -172,7 +222,10 @@ export function flashAttnDispatch(n: Tensor, info: BindInfo, sc: Tensor | null, 
     `  let kb = p.k_off + ik2 * p.k_s2 + iq3 * p.k_s3;\n` +
     `  let vb = p.v_off + iv2 * p.v_s2 + iq3 * p.v_s3;\n` +
     (mask ? `  let mb = p.m_off + iq1 * p.m_s1 + (iq2 % p.mne2) * p.m_s2 + (iq3 % p.mne3) * p.m_s3;\n` : "") +
-    `  var M = NEG;\n  var L = 0.0;\n  var acc: array<f32, ${DVT}>;\n` +
+    `  var M = NEG;\n  var L = 0.0;\n` +
+    (vv
+      ? `  var acc: array<vec4<f32>, ${DV / 128}>;\n  let g = t / 32u;\n  let lt = t % 32u;\n`
+      : `  var acc: array<f32, ${DVT}>;\n`) +
     `  let lane = t % 4u;\n  let kj = t / 4u;\n` +
     `  workgroupBarrier();\n` +
     `  for (var j0 = jb; j0 < je; j0 += ${BKV}u) {\n` +
@@ -182,7 +235,15 @@ export function flashAttnDispatch(n: Tensor, info: BindInfo, sc: Tensor | null, 
     (mask ? `    if (j < je) { mv = slope * ld_mk(mb + j * p.m_s0); }\n` : "") +
     `    if (j < je && mv > NEG) {\n` +
     `      let kr = kb + j * p.k_s1;\n` +
-    `      for (var c = lane; c < p.DK; c += 4u) { s += qs[c] * ld_k(kr + c * p.k_s0); }\n` +
+    (kv === 1
+      ? `      for (var c = lane; c < p.DK; c += 4u) { s += qs[c / 4u][c % 4u] * ld_k(kr + c * p.k_s0); }\n`
+      : kv === 4
+      ? `      let per = p.DK / 16u;\n      let kr4 = kr / 4u + lane * per;\n` +
+        `      for (var c = 0u; c < per; c++) { s += dot(qs[lane * per + c], k[kr4 + c]); }\n`
+      : `      let per = p.DK / 32u;\n      let kr8 = kr / 8u + lane * per;\n` +
+        `      for (var c = 0u; c < per; c++) {\n        let w = k[kr8 + c];\n` +
+        `        let qo = 2u * (lane * per + c);\n` +
+        `        s += dot(qs[qo], lo8(w)) + dot(qs[qo + 1u], hi8(w));\n      }\n`) +
     `    }\n` +
     `    part[t] = s;\n` +
     `    workgroupBarrier();\n` +
@@ -198,37 +259,53 @@ export function flashAttnDispatch(n: Tensor, info: BindInfo, sc: Tensor | null, 
     `    for (var i = 0u; i < ${BKV}u; i++) { bm = max(bm, ps[i]); }\n` +
     `    let f = exp(M - bm);\n` +
     `    L = L * f;\n` +
-    `    for (var r = 0u; r < ${DVT}u; r++) { acc[r] = acc[r] * f; }\n` +
-    `    for (var i = 0u; i < ${BKV}u; i++) {\n` +
-    `      let sj = ps[i];\n      if (sj <= NEG) { continue; }\n` +
-    `      let w = exp(sj - bm);\n      L += w;\n` +
-    `      let vr = vb + (j0 + i) * p.v_s1;\n` +
-    `      for (var r = 0u; r < ${DVT}u; r++) {\n` +
-    `        let c = t + r * ${WG}u;\n        if (c < p.DV) { acc[r] += w * ld_v(vr + c * p.v_s0); }\n` +
-    `      }\n    }\n` +
+    (vv
+      ? `    for (var r = 0u; r < ${DV / 128}u; r++) { acc[r] = acc[r] * f; }\n` +
+        `    for (var i = 0u; i < ${BKV}u; i++) { let sj = ps[i]; if (sj > NEG) { L += exp(sj - bm); } }\n` +
+        `    for (var i = g; i < ${BKV}u; i += 4u) {\n` +
+        `      let sj = ps[i];\n      if (sj <= NEG) { continue; }\n` +
+        `      let w = exp(sj - bm);\n` +
+        `      let vr = (vb + (j0 + i) * p.v_s1) / 4u + lt * ${DV / 128}u;\n` +
+        Array.from({ length: DV / 128 }, (_, r) => `      acc[${r}] += w * ldv4(vr + ${r}u);\n`).join("") +
+        `    }\n`
+      : `    for (var r = 0u; r < ${DVT}u; r++) { acc[r] = acc[r] * f; }\n` +
+        `    for (var i = 0u; i < ${BKV}u; i++) {\n` +
+        `      let sj = ps[i];\n      if (sj <= NEG) { continue; }\n` +
+        `      let w = exp(sj - bm);\n      L += w;\n` +
+        `      let vr = vb + (j0 + i) * p.v_s1;\n` +
+        `      for (var r = 0u; r < ${DVT}u; r++) {\n` +
+        `        let c = t + r * ${WG}u;\n        if (c < p.DV) { acc[r] += w * ld_v(vr + c * p.v_s0); }\n` +
+        `      }\n    }\n`) +
     `    M = bm;\n` +
     `    workgroupBarrier();\n` +
     `  }\n` +
+    // the group sums (vector V) meet in workgroup memory; VAL(c) is output column c before scaling
+    (vv
+      ? `  for (var r = 0u; r < ${DV / 128}u; r++) {\n` +
+        `    let c0 = g * ${DV}u + (lt * ${DV / 128}u + r) * 4u;\n` +
+        `    comb[c0] = acc[r].x;\n    comb[c0 + 1u] = acc[r].y;\n    comb[c0 + 2u] = acc[r].z;\n    comb[c0 + 3u] = acc[r].w;\n  }\n` +
+        `  workgroupBarrier();\n`
+      : "") +
+    (sc ? "" : (sinks
+      ? `  let sink = ld_sk(p.s_off + iq2 * p.s_s0);\n  var fs = 1.0;\n` +
+        `  if (sink > M) { fs = exp(M - sink); L = L * fs; M = sink; }\n` +
+        `  L += exp(sink - M);\n`
+      : `  let fs = 1.0;\n`) + `  let inv = select(0.0, 1.0 / L, L > 0.0) * fs;\n`) +
     (sc
-      ? `  let ob = row * p.S + split;\n` +
-        `  if (t == 0u) { d[ob * (p.DV + 2u)] = M; d[ob * (p.DV + 2u) + 1u] = L; }\n` +
-        `  for (var r = 0u; r < ${DVT}u; r++) {\n` +
-        `    let c = t + r * ${WG}u;\n    if (c < p.DV) { d[ob * (p.DV + 2u) + 2u + c] = acc[r]; }\n  }\n}\n`
-      : ((sinks
-        ? `  let sink = ld_sk(p.s_off + iq2 * p.s_s0);\n` +
-          `  if (sink > M) { let f = exp(M - sink); L = L * f; ` +
-          `for (var r = 0u; r < ${DVT}u; r++) { acc[r] = acc[r] * f; } M = sink; }\n` +
-          `  L += exp(sink - M);\n`
-        : "") +
-        `  let inv = select(0.0, 1.0 / L, L > 0.0);\n` +
-        `  for (var r = 0u; r < ${DVT}u; r++) {\n` +
-        `    let c = t + r * ${WG}u;\n` +
-        `    if (c < p.DV) { d[p.d_off + c * p.d_s0 + iq2 * p.d_s1 + iq1 * p.d_s2 + iq3 * p.d_s3] = acc[r] * inv; }\n` +
-        `  }\n}\n`));
+      ? `  let ob = row * p.S + split;\n  if (t == 0u) { d[ob * (p.DV + 2u)] = M; d[ob * (p.DV + 2u) + 1u] = L; }\n`
+      : "") +
+    (vv
+      ? `  for (var c = t; c < p.DV; c += ${WG}u) {\n` +
+        `    let val = comb[c] + comb[${DV}u + c] + comb[${2 * DV}u + c] + comb[${3 * DV}u + c];\n`
+      : `  for (var r = 0u; r < ${DVT}u; r++) {\n    let c = t + r * ${WG}u;\n    if (c >= p.DV) { break; }\n` +
+        `    let val = acc[r];\n`) +
+    (sc
+      ? `    d[ob * (p.DV + 2u) + 2u + c] = val;\n  }\n}\n`
+      : `    d[p.d_off + c * p.d_s0 + iq2 * p.d_s1 + iq1 * p.d_s2 + iq3 * p.d_s3] = val * inv;\n  }\n}\n`);
   return {
-    key: `flash_attn${sc ? "_split" : ""}:${typeName(k.type)}:${typeName(v.type)}:${DK}:${DV}:${
-      mask ? "m" : "-"
-    }:${sinks ? "s" : "-"}`,
+    key: `flash_attn${sc ? "_split" : ""}:k${kv}:v${vv ? 4 : 1}:${typeName(k.type)}:${
+      typeName(v.type)
+    }:${DK}:${DV}:${mask ? "m" : "-"}:${sinks ? "s" : "-"}`,
     code,
     bindings,
     params: packFields(fields),

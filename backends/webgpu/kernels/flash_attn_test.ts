@@ -14,12 +14,13 @@ async function fa(
   nkv: number,
   kt: number,
   vt: number,
-  opts: { mask?: boolean; sinks?: boolean; maxBias?: number; softcap?: number; bq?: number } = {},
+  opts: { mask?: boolean; sinks?: boolean; maxBias?: number; softcap?: number; bq?: number; kOff?: number } =
+    {},
 ): Promise<void> {
   const b = gc!.bed;
   const bq = opts.bq ?? 1;
   const q = b.tensor(F32, [dk, nq, h, bq]);
-  const k = b.tensor(kt, [dk, nkv, hkv, bq], { offset: kt === F32 ? 4 : 2 });
+  const k = b.tensor(kt, [dk, nkv, hkv, bq], { offset: opts.kOff ?? 0 });
   const v = b.tensor(vt, [dv, nkv, hkv, bq]);
   let mask = null;
   if (opts.mask) {
@@ -39,9 +40,14 @@ async function fa(
 }
 
 Deno.test({ name: "webgpu FLASH_ATTN_EXT: f16/f32/bf16 K and V, mask, GQA, odd sizes", ignore }, async () => {
+  await fa(64, 64, 3, 4, 2, 77, F16, F16, { mask: true, kOff: 2 });
   await fa(64, 64, 3, 4, 2, 77, F16, F16, { mask: true });
-  await fa(40, 24, 2, 2, 1, 33, F32, F32, { mask: true, bq: 2 });
+  await fa(64, 64, 2, 2, 1, 50, F32, F16, { mask: true });
+  await fa(40, 24, 2, 2, 1, 33, F32, F32, { mask: true, bq: 2, kOff: 4 });
   await fa(32, 32, 1, 2, 2, 40, BF16, F16);
+  // value rows read four at a time (DV a multiple of 128): f32 and bf16 V
+  await fa(128, 128, 2, 2, 1, 45, BF16, F32, { mask: true });
+  await fa(64, 128, 1, 2, 2, 40, F16, BF16, { sinks: true });
 });
 
 Deno.test({ name: "webgpu FLASH_ATTN_EXT: sinks, ALiBi, logit softcap, head size 256", ignore }, async () => {
