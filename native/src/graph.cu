@@ -252,7 +252,7 @@ gw_status launch_all(Device* d, gw_plan* p, int* launches) {
 gw_status ensure_scratch(gw_plan* p, size_t need) {
   if (need <= p->scratch_size) return GW_OK;
   if (p->scratch) {
-    cudaFree(p->scratch);
+    (void)cudaFree(p->scratch);
     p->scratch = nullptr;
     p->scratch_size = 0;
   }
@@ -266,7 +266,7 @@ gw_status ensure_scratch(gw_plan* p, size_t need) {
 }
 
 void drop_exec(gw_plan* p) {
-  if (p->exec) cudaGraphExecDestroy(p->exec);
+  if (p->exec) (void)cudaGraphExecDestroy(p->exec);
   p->exec = nullptr;
   p->exec_stale = true;
 }
@@ -278,7 +278,7 @@ gw_status capture(Device* d, gw_plan* p) {
   gw_status st = launch_all(d, p, &launches);
   cudaError_t e = cudaStreamEndCapture(d->stream, &graph);
   if (st != GW_OK) {
-    if (graph) cudaGraphDestroy(graph);
+    if (graph) (void)cudaGraphDestroy(graph);
     return st;
   }
   if (e != cudaSuccess) return cuda_fail(e, "cudaStreamEndCapture");
@@ -298,20 +298,20 @@ gw_status capture(Device* d, gw_plan* p) {
       p->stats.exec_updates++;
     } else {
       (void)cudaGetLastError();
-      cudaGraphExecDestroy(p->exec);
+      (void)cudaGraphExecDestroy(p->exec);
       p->exec = nullptr;
     }
   }
   if (!updated) {
     e = cudaGraphInstantiate(&p->exec, graph, 0);
     if (e != cudaSuccess) {
-      cudaGraphDestroy(graph);
+      (void)cudaGraphDestroy(graph);
       p->exec = nullptr;
       return cuda_fail(e, "cudaGraphInstantiate");
     }
     p->stats.instantiations++;
   }
-  cudaGraphDestroy(graph);
+  (void)cudaGraphDestroy(graph);
   p->exec_stale = false;
   return GW_OK;
 }
@@ -449,12 +449,12 @@ gw_status gw_plan_time(gw_plan* p, int32_t iters, double* ms_per_run) {
   GW_TRY_CUDA(cudaEventCreate(&e1));
   GW_TRY_CUDA(cudaEventRecord(e0, d->stream));
   for (int32_t i = 0; i < iters && st == GW_OK; i++) st = gw_plan_compute(p);
-  cudaEventRecord(e1, d->stream);
-  cudaEventSynchronize(e1);
+  (void)cudaEventRecord(e1, d->stream);
+  (void)cudaEventSynchronize(e1);
   float ms = 0;
-  cudaEventElapsedTime(&ms, e0, e1);
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
+  (void)cudaEventElapsedTime(&ms, e0, e1);
+  (void)cudaEventDestroy(e0);
+  (void)cudaEventDestroy(e1);
   *ms_per_run = ms / iters;
   return st;
 }
@@ -472,9 +472,9 @@ void gw_plan_free(gw_plan* p) {
   std::lock_guard<std::mutex> lock(g_mutex);
   gw_status st;
   Device* d = get_device(p->dev, &st);
-  if (d) cudaStreamSynchronize(d->stream);
-  if (p->exec) cudaGraphExecDestroy(p->exec);
-  if (p->scratch) cudaFree(p->scratch);
+  if (d) (void)cudaStreamSynchronize(d->stream);
+  if (p->exec) (void)cudaGraphExecDestroy(p->exec);
+  if (p->scratch) (void)cudaFree(p->scratch);
   delete p;
 }
 

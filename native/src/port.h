@@ -65,6 +65,8 @@ __device__ __forceinline__ float gw_shfl_xor(float v, int m) { return __shfl_xor
 __device__ __forceinline__ int gw_shfl_xor(int v, int m) { return __shfl_xor(v, m, 32); }
 __device__ __forceinline__ float gw_shfl(float v, int l) { return __shfl(v, l, 32); }
 __device__ __forceinline__ void gw_syncwarp() {}
+template <typename T>
+__device__ __forceinline__ T gw_ldcs(const T* p) { return *p; }
 #else
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
@@ -76,7 +78,16 @@ __device__ __forceinline__ float gw_shfl_xor(float v, int m) { return __shfl_xor
 __device__ __forceinline__ int gw_shfl_xor(int v, int m) { return __shfl_xor_sync(0xffffffffu, v, m, 32); }
 __device__ __forceinline__ float gw_shfl(float v, int l) { return __shfl_sync(0xffffffffu, v, l, 32); }
 __device__ __forceinline__ void gw_syncwarp() { __syncwarp(); }
+/** A load of data read once (streaming, evict first). */
+template <typename T>
+__device__ __forceinline__ T gw_ldcs(const T* p) { return __ldcs(p); }
 #endif
+
+/** Raises a kernel's dynamic shared memory limit (the cast keeps HIP's signature happy). */
+template <typename K>
+inline void gw_set_max_smem(K kernel, int bytes) {
+  (void)cudaFuncSetAttribute((const void*)kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+}
 
 // Tensor-core kernels (mma.sync) exist for NVIDIA sm_80+ only; elsewhere the SIMT paths run.
 #if !defined(GW_HIP) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800

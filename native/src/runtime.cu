@@ -69,7 +69,7 @@ Device* get_device(int32_t id, gw_status* st) {
   }
   Device* d = g_devices[id];
   if (d && d->ready) {
-    cudaSetDevice(id);
+    (void)cudaSetDevice(id);
     return d;
   }
   if (!d) d = g_devices[id] = new Device();
@@ -80,13 +80,13 @@ Device* get_device(int32_t id, gw_status* st) {
     e = cudaGetDeviceProperties(&p, id);
     if (e == cudaSuccess) {
       d->name = p.name;
-#if defined(GW_HIP)
       d->caps.cc = p.major * 10 + p.minor;
-#else
-      d->caps.cc = p.major * 10 + p.minor;
-#endif
       d->caps.sms = p.multiProcessorCount;
+#if defined(GW_HIP)
+      d->caps.smem_optin = p.sharedMemPerBlock; // no opt-in beyond the default on AMD
+#else
       d->caps.smem_optin = p.sharedMemPerBlockOptin ? p.sharedMemPerBlockOptin : p.sharedMemPerBlock;
+#endif
       e = cudaStreamCreateWithFlags(&d->stream, cudaStreamNonBlocking);
     }
   }

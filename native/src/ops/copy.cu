@@ -120,7 +120,7 @@ void launch_copy(RunCtx& r, const Tensor& s, const Tensor& d) {
   if (n == 0) return;
   const int es = type_size(d.type);
   if (s.type == d.type && is_contiguous(s) && is_contiguous(d)) {
-    if (s.data != d.data) cudaMemcpyAsync(d.data, s.data, (size_t)n * es, cudaMemcpyDeviceToDevice, r.stream);
+    if (s.data != d.data) (void)cudaMemcpyAsync(d.data, s.data, (size_t)n * es, cudaMemcpyDeviceToDevice, r.stream);
     r.launches++;
     return;
   }

@@ -60,7 +60,7 @@ __global__ void __launch_bounds__(128) k_matvec(const MvArgs a) {
         const int v = v0 + u * blockDim.x;
 #pragma unroll
         for (int r = 0; r < R; r++) {
-          if (v < nv) w[u][r].u = __ldcs(arow[r] + v);
+          if (v < nv) w[u][r].u = gw_ldcs(arow[r] + v);
         }
       }
 #pragma unroll
@@ -520,10 +520,10 @@ void run_mul_mat(const Node& n, RunCtx& r) {
       const dim3 grid((unsigned)((M + MM_BM - 1) / MM_BM), (unsigned)((N + MM_BN - 1) / MM_BN),
                       (unsigned)std::min<int64_t>(batches, 65535));
       if (a.type == BF16) {
-        cudaFuncSetAttribute(k_gemm_mma<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)MM_SMEM);
+        gw_set_max_smem(k_gemm_mma<true>, (int)MM_SMEM);
         GW_LAUNCH(r, k_gemm_mma<true>, grid, 256, MM_SMEM, g);
       } else {
-        cudaFuncSetAttribute(k_gemm_mma<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)MM_SMEM);
+        gw_set_max_smem(k_gemm_mma<false>, (int)MM_SMEM);
         GW_LAUNCH(r, k_gemm_mma<false>, grid, 256, MM_SMEM, g);
       }
       return;

@@ -218,7 +218,7 @@ void run_softmax(const Node& n, RunCtx& r) {
   const size_t smem = (size_t)ne0 * sizeof(float);
   if (smem <= r.caps->smem_optin - 1024) {
     if (smem > 48 * 1024) {
-      cudaFuncSetAttribute(k_softmax_smem, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)(r.caps->smem_optin - 1024));
+      gw_set_max_smem(k_softmax_smem, (int)(r.caps->smem_optin - 1024));
     }
     GW_LAUNCH(r, k_softmax_smem, blocks, threads, smem, a);
   } else {

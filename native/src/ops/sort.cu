@@ -137,7 +137,7 @@ void run_sort(const Node& n, RunCtx& r) {
   const int64_t kout = d.ne[0];
   const size_t smem = (size_t)P * 8;
   if (smem <= smem_limit(r.caps)) {
-    if (smem > 48 * 1024) cudaFuncSetAttribute(k_sort_smem, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_limit(r.caps));
+    if (smem > 48 * 1024) gw_set_max_smem(k_sort_smem, (int)smem_limit(r.caps));
     const int threads = (int)(P < 1024 ? (P < 32 ? 32 : P) : 1024);
     GW_LAUNCH(r, k_sort_smem, blocks_for(s.nrows(), 1, 1 << 20), threads, smem, s, d, (int)P, kout, desc);
     return;
