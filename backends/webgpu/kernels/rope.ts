@@ -12,7 +12,7 @@
  */
 
 import { GgmlType, typeName } from "../../../protocol/graph/types.ts";
-import { opF32, opI32, sameShape, type Tensor } from "../../../protocol/graph/tensor.ts";
+import { nbytes, opF32, opI32, sameShape, type Tensor } from "../../../protocol/graph/tensor.ts";
 import { yarnCorrDims } from "../../cpu/ops/rope.ts";
 import { at, elementAddressable, entry, tensorFields } from "./access.ts";
 import {
@@ -93,16 +93,27 @@ export function ropeDispatch(n: Tensor, info: BindInfo): Dispatch {
     ["s3", "u32", s[3]],
   ];
   const half = a.type === F16;
-  const bindings: Dispatch["bindings"] = [{ tensor: a, write: false }, { tensor: pos, write: false }];
-  let decl = declareTensor("a", a.type, 0, false) + declareTensor("pos", I32, 1, false);
+  // an in-place f16 rope reads its source through the output's atomic words: one binding (two
+  // writable bindings of one range are refused by some WebGPU implementations)
+  const shared = half && a.buffer !== null && a.buffer === n.buffer && a.offset < n.offset + nbytes(n) &&
+    n.offset < a.offset + nbytes(a);
+  const bindings: Dispatch["bindings"] = [];
+  let decl = "";
+  if (!shared) {
+    decl += declareTensor("a", a.type, 0, false);
+    bindings.push({ tensor: a, write: false });
+  }
+  decl += declareTensor("pos", I32, bindings.length, false);
+  bindings.push({ tensor: pos, write: false });
   if (ff) {
-    decl += declareTensor("ff", F32, 2, false);
+    decl += declareTensor("ff", F32, bindings.length, false);
     bindings.push({ tensor: ff, write: false });
   }
   decl += half
     ? HALF_HELPERS + declareTensor("d", F16, bindings.length, true, true)
     : `@group(0) @binding(${bindings.length}) var<storage, read_write> d: array<f32>;\n`;
   bindings.push({ tensor: n, write: true, atomic: half });
+  if (shared) decl += `fn ld_a(i: u32) -> f32 { return ld_d(i); }\n`;
   decl += `@group(0) @binding(${bindings.length}) var<uniform> p: P;\n`;
 
   // slot q of a row: a rotated pair (i0 rotated as x0, i1 as x1, cache index ci) for q < P, else up
@@ -180,7 +191,7 @@ export function ropeDispatch(n: Tensor, info: BindInfo): Dispatch {
     `  var y = x0 * c - x1 * s;\n  ${store(at("d", "i0", "i1r", "i2", "i3"))}\n` +
     `  y = x0 * s + x1 * c;\n  ${store(at("d", "i1", "i1r", "i2", "i3"))}\n}\n`;
   return {
-    key: `rope:${typeName(a.type)}:${mode}:${ff ? "ff" : "-"}`,
+    key: `rope:${typeName(a.type)}:${mode}:${ff ? "ff" : "-"}${shared ? ":in-place" : ""}`,
     code,
     bindings,
     params: packFields(fields),
