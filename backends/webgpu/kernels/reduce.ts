@@ -140,11 +140,11 @@ export function reduceDispatch(kind: ReduceKind, n: Tensor, info: BindInfo): Dis
       groups = grid(a.ne[1])!;
       // ties: the larger index wins (ggml's CPU keeps the last index equal to the running maximum)
       body = `  if (lin >= p.ne1) { return; }\n  let i1 = lin;\n` +
-        `  var m = -3.402823e38;\n  var mi = 0u;\n  var any = false;\n` +
+        `  var m = -3.402823e38;\n  var mi = 0u;\n  var seen = false;\n` +
         `  for (var i = t; i < p.ne0; i += ${ROW_WG}u) {\n` +
         `    let v = ld_a(${at("a", "i", "i1", "0u", "0u")});\n` +
-        `    if (!any || v >= m) { m = v; mi = i; any = true; }\n  }\n` +
-        `  bv[t] = select(-3.402823e38, m, any);\n  bi[t] = select(0u, mi, any);\n  workgroupBarrier();\n` +
+        `    if (!seen || v >= m) { m = v; mi = i; seen = true; }\n  }\n` +
+        `  bv[t] = select(-3.402823e38, m, seen);\n  bi[t] = select(0u, mi, seen);\n  workgroupBarrier();\n` +
         `  for (var s = ${ROW_WG / 2}u; s > 0u; s >>= 1u) {\n` +
         `    if (t < s) {\n` +
         `      let v = bv[t + s];\n      let j = bi[t + s];\n` +

@@ -182,8 +182,8 @@ export function ropeDispatch(n: Tensor, info: BindInfo): Dispatch {
     `  var ang = interp;\n  var msc = p.attn_factor;\n` +
     `  if (p.ext_factor != 0.0) {\n` +
     `    let yv = (f32(ci / 2u) - p.corr0) / max(0.001, p.corr1 - p.corr0);\n` +
-    `    let mix = (1.0 - min(1.0, max(0.0, yv))) * p.ext_factor;\n` +
-    `    ang = interp * (1.0 - mix) + extrap * mix;\n    msc = p.mscale_ext;\n  }\n` +
+    `    let mx = (1.0 - min(1.0, max(0.0, yv))) * p.ext_factor;\n` +
+    `    ang = interp * (1.0 - mx) + extrap * mx;\n    msc = p.mscale_ext;\n  }\n` +
     `  let ra = reduce_angle(ang);\n` +
     `  let c = cos(ra) * msc;\n  let s = sin(ra) * msc;\n` +
     `  let x0 = ld_a(${at("a", "i0", "i1r", "i2", "i3")});\n` +
