@@ -353,14 +353,6 @@ export function mulMatDispatch(n: Tensor, info: BindInfo): Dispatch {
   };
 }
 
-/** Bytes `n` reads and writes (for benchmarks). */
-export function mulMatBytes(n: Tensor): number {
-  const a = n.src[0]!, b = n.src[1]!;
-  return elemSize(a.type) * a.ne[0] * a.ne[1] * a.ne[2] * a.ne[3] +
-    4 * b.ne[0] * b.ne[1] * b.ne[2] * b.ne[3] +
-    4 * n.ne[0] * n.ne[1] * n.ne[2] * n.ne[3];
-}
-
 defineKernels({
   MUL_MAT: { supports: (n) => supportsMulMat(n), build: (n, ctx) => [mulMatDispatch(n, ctx)] },
 });
