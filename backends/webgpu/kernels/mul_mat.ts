@@ -22,7 +22,6 @@ import {
   type BindInfo,
   declareTensor,
   type Dispatch,
-  elemSize,
   elemStrides,
   type Field,
   grid,
