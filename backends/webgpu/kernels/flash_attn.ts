@@ -110,7 +110,8 @@ export function flashAttnDispatches(
  */
 function vVec(v: Tensor, info: BindInfo): boolean {
   const sv = elemStrides(v)!;
-  return sv[0] === 1 && v.ne[0] % 128 === 0 && info.elemOffset(v) % 4 === 0 &&
+  // DV ≤ 512 keeps the four groups' sums (16·DV bytes) well inside 16 KiB of workgroup memory
+  return sv[0] === 1 && v.ne[0] % 128 === 0 && v.ne[0] <= 512 && info.elemOffset(v) % 4 === 0 &&
     [sv[1], sv[2], sv[3]].every((x) => x % 4 === 0);
 }
 
