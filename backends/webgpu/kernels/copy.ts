@@ -27,7 +27,7 @@ export function convert(v: string, from: number, to: number): string {
 
 /** Whether a same-type half copy moves bits. */
 export function rawCopy(from: number, to: number): boolean {
-  return from === to && (from === F16 || from === BF16);
+  return from === to && (from === F16 || from === BF16 || from === GgmlType.I16 || from === GgmlType.I8);
 }
 
 const copy: Kernel = {

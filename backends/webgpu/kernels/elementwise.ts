@@ -37,6 +37,7 @@ import {
   type Field,
   grid,
   HALF_HELPERS,
+  halfBits,
   type Kernel,
   LINEAR_WG,
   packFields,
@@ -44,10 +45,13 @@ import {
 } from "./kernel.ts";
 import { defineKernels } from "./registry.ts";
 
-const { F32, F16, BF16, I32, I64 } = GgmlType;
+const { F32, F16, BF16, I32, I64, I16, I8 } = GgmlType;
 
-/** Types the map template loads and stores. */
-const MAP_TYPES: ReadonlySet<number> = new Set([F32, F16, BF16, I32]);
+/** Types the map template loads and stores (i16 and i8 only by copying their bits). */
+const MAP_TYPES: ReadonlySet<number> = new Set([F32, F16, BF16, I32, I16, I8]);
+
+/** Types narrower than a u32 word, bound as words. */
+const SUBWORD: ReadonlySet<number> = new Set([F16, BF16, I16, I8]);
 
 /** Invocations per workgroup of the template. */
 const WG = 64;
@@ -128,20 +132,27 @@ export function mapKernel(spec: MapSpec, ctx: BuildContext): Dispatch[] {
   const { dst, srcs } = spec;
   const ne = spec.ne ?? dst.ne;
   const n = nelements({ ne });
-  const half = dst.type === F16 || dst.type === BF16;
+  // outputs narrower than a word: f16, bf16, i16 (2 per word), i8 (4 per word)
+  const sub = SUBWORD.has(dst.type);
+  const L = dst.type === I8 ? 4 : 2;
   const sd = spec.view ? spec.view.strides : elemStrides(dst)!;
   const dOff = ctx.elemOffset(dst) + (spec.view?.off ?? 0);
   // how f16/bf16 outputs are written: whole words of a packed tensor, whole words of rows that
   // start on words, or halves through atomics
-  const mode = !half
+  const mode = !sub
     ? "elem"
     : !spec.dstIndex && contiguousOut(dst, ne, spec.view)
     ? "flat"
-    : evenRows(ne, sd, dOff) && (!spec.dstIndex || spec.rowsEven)
+    : L === 2 && evenRows(ne, sd, dOff) && (!spec.dstIndex || spec.rowsEven)
     ? "rows"
     : "atomic";
   const atomic = mode === "atomic";
-  const raw = !!spec.raw && half;
+  const raw = !!spec.raw && sub;
+  if ((dst.type === I8 || dst.type === I16) && !raw) {
+    throw new DeviceError(
+      `webgpu: ${spec.key} writes ${dst.type === I8 ? "i8" : "i16"} other than by copying`,
+    );
+  }
   const fields: Field[] = [
     ["n", "u32", n],
     ["d_off", "u32", dOff],
@@ -165,12 +176,12 @@ export function mapKernel(spec: MapSpec, ctx: BuildContext): Dispatch[] {
   });
   fields.push(...(spec.fields ?? []));
   const units = mode === "flat"
-    ? Math.ceil((n + (dOff & 1)) / 2)
+    ? Math.ceil((n + (dOff % L)) / L)
     : mode === "rows"
     ? Math.ceil(ne[0] / 2) * ne[1] * ne[2] * ne[3]
     : n;
   // the shader depends on the variant, not on shapes or offsets: generated once per variant
-  const variant = `${spec.key}|${mode}|${raw}|${dst.type}|${srcs.map((t) => t.type).join(",")}|` +
+  const variant = `${spec.key}|${mode}|${raw}|${L}|${dst.type}|${srcs.map((t) => t.type).join(",")}|` +
     `${(spec.fields ?? []).map((f) => f[0] + ":" + f[1]).join(",")}|${spec.body}|${spec.dstIndex ?? ""}|` +
     `${spec.helpers ? helperId(spec.helpers) : -1}`;
   let code = CODE.get(variant);
@@ -179,8 +190,11 @@ export function mapKernel(spec: MapSpec, ctx: BuildContext): Dispatch[] {
     code = HALF_HELPERS + declareTensor("d", dst.type, 0, true, atomic);
     if (raw) {
       code += atomic
-        ? `fn str_d(i: u32, v: u32) { let sh = (i & 1u) * 16u; atomicAnd(&d[i >> 1u], ~(0xffffu << sh)); ` +
-          `atomicOr(&d[i >> 1u], (v & 0xffffu) << sh); }\n`
+        ? (L === 4
+          ? `fn str_d(i: u32, v: u32) { let sh = (i & 3u) * 8u; atomicAnd(&d[i >> 2u], ~(0xffu << sh)); ` +
+            `atomicOr(&d[i >> 2u], (v & 0xffu) << sh); }\n`
+          : `fn str_d(i: u32, v: u32) { let sh = (i & 1u) * 16u; atomicAnd(&d[i >> 1u], ~(0xffffu << sh)); ` +
+            `atomicOr(&d[i >> 1u], (v & 0xffffu) << sh); }\n`)
         : `fn stwr_d(w: u32, lo: u32, hi: u32, keepLo: bool, keepHi: bool) {
     let old = select(0u, d[w], keepLo || keepHi);
     d[w] = select(lo, old & 0xffffu, keepLo) | (select(hi, old >> 16u, keepHi) << 16u);
@@ -188,13 +202,14 @@ export function mapKernel(spec: MapSpec, ctx: BuildContext): Dispatch[] {
     }
     srcs.forEach((s, k) => {
       const name = `s${k}`;
-      const sHalf = s.type === F16 || s.type === BF16;
+      const sHalf = SUBWORD.has(s.type);
       const R = s.type === I32 || s.type === I64 ? "i32" : raw && sHalf ? "u32" : "f32";
       code += declareTensor(name, s.type, k + 1, false);
       const load = raw && sHalf ? `ldr_${name}` : `ld_${name}`;
       if (raw && sHalf) {
-        code +=
-          `fn ldr_${name}(i: u32) -> u32 { return (${name}[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu; }\n`;
+        code += s.type === I8
+          ? `fn ldr_${name}(i: u32) -> u32 { return (${name}[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu; }\n`
+          : `fn ldr_${name}(i: u32) -> u32 { return (${name}[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu; }\n`;
       }
       code += `fn at_${name}(i0: u32, i1: u32, i2: u32, i3: u32) -> ${R} { return ${load}(p.${name}_off + ` +
         `i0 * p.${name}_nb0 + i1 * p.${name}_nb1 + i2 * p.${name}_nb2 + i3 * p.${name}_nb3); }\n`;
@@ -229,16 +244,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     const zero = raw ? "0u" : "0.0";
     const stw = raw ? "stwr_d" : "stw_d";
     if (mode === "flat") {
-      // one word per invocation: elements e0 = 2k - r and e0 + 1, r = parity of the first element
-      code += `  let r = p.d_off & 1u;
-    if (2u * k >= p.n + r) { return; }
-    let keepLo = k == 0u && r == 1u;
-    let e0 = 2u * k - r;
-    let keepHi = e0 + 1u >= p.n;
-    var lo = ${zero}; var hi = ${zero};
-    if (!keepLo) { lo = at_out(e0); }
-    if (!keepHi) { hi = at_out(e0 + 1u); }
-    ${stw}(p.d_word + k, lo, hi, keepLo, keepHi);
+      // one word per invocation: its L elements e = L·k - r + j (r: lane of the first element);
+      // lanes outside the tensor keep what the word held
+      const bits = raw ? "at_out(u32(e))" : halfBits(dst.type, "at_out(u32(e))");
+      const B = 32 / L, M = L === 4 ? "0xffu" : "0xffffu";
+      code += `  let r = p.d_off % ${L}u;
+  if (${L}u * k >= p.n + r) { return; }
+  var w = 0u; var keep = 0u;
+  for (var j = 0u; j < ${L}u; j++) {
+    let e = i32(${L}u * k + j) - i32(r);
+    if (e >= 0 && u32(e) < p.n) { w |= ((${bits}) & ${M}) << (j * ${B}u); } else { keep |= ${M} << (j * ${B}u); }
+  }
+  if (keep != 0u) { w |= d[p.d_word + k] & keep; }
+  d[p.d_word + k] = w;
 }
 `;
     } else if (mode === "rows") {
@@ -267,7 +285,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     { tensor: d, write: true, atomic },
     ...ss.map((t) => ({ tensor: t, write: false })),
   ];
-  const r = dOff & 1;
+  const r = dOff % L;
   const setParams = (u0: number, u1: number, d: Tensor, eA: number, ss: Tensor[]) => {
     const f = fields.map((x) => [...x] as [string, "u32" | "i32" | "f32", number]);
     const set = (name: string, v: number) => f.find((x) => x[0] === name)![2] = v;
@@ -275,7 +293,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     set("u_end", u1);
     const off = d === dst ? dOff : ctx.elemOffset(d) - eA;
     set("d_off", off >>> 0);
-    set("d_word", ((off - r) / 2) >>> 0);
+    set("d_word", ((off - r) / L) >>> 0);
     ss.forEach((t, k) => {
       if (t !== srcs[k]) set(`s${k}_off`, (ctx.elemOffset(t) - eA) >>> 0);
     });
@@ -313,8 +331,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   };
   for (let u0 = 0; u0 < units; u0 += perChunk) {
     const u1 = Math.min(units, u0 + perChunk);
-    const eA = mode === "flat" ? Math.max(0, 2 * u0 - r) : u0;
-    const eB = mode === "flat" ? Math.min(n, 2 * u1 - r) : u1;
+    const eA = mode === "flat" ? Math.max(0, L * u0 - r) : u0;
+    const eB = mode === "flat" ? Math.min(n, L * u1 - r) : u1;
     const d = slice(dst, eA, eB);
     const ss = srcs.map((t) => nbytes(t) > limit ? slice(t, eA, eB) : t);
     const groups = grid(Math.ceil((u1 - u0) / WG))!;
@@ -380,7 +398,9 @@ export function simpleMap(
 ): Kernel {
   const count = typeof nsrc === "number" ? () => nsrc : nsrc;
   return {
-    supports: (n) => cpuSupports(n) && mapNode(n, count(n)) && (!extra || extra(n)),
+    supports: (n) =>
+      cpuSupports(n) && mapNode(n, count(n)) && (!extra || extra(n)) &&
+      ![n, ...n.src.slice(0, count(n))].some((t) => t!.type === I16 || t!.type === I8),
     splitsLarge: (n, caps) => mapFitsLarge(n, n.src.slice(0, count(n)) as Tensor[], caps),
     build: (n, ctx) =>
       mapKernel({

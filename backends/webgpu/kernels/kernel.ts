@@ -179,7 +179,8 @@ export function packFields(fields: readonly Field[]): Uint32Array {
 
 /** Bytes per element of the types these kernels bind. */
 export function elemSize(type: number): number {
-  if (type === F16 || type === BF16) return 2;
+  if (type === F16 || type === BF16 || type === GgmlType.I16) return 2;
+  if (type === GgmlType.I8) return 1;
   if (type === I64) return 8;
   return 4;
 }
