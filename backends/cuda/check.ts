@@ -640,6 +640,11 @@ export function opCases(): OpCase[] {
     build: (b) => opNode(b, GgmlOp.SUM, F32, [1], [b.newTensor(F32, [300, 50, 3])]),
   });
   cases.push({
+    name: "SUM f32 transposed (rows read packed, as ggml's CPU reads them)",
+    maxNmse: 1e-8,
+    build: (b) => opNode(b, GgmlOp.SUM, F32, [1], [b.transpose(b.newTensor(F32, [33, 256]))]),
+  });
+  cases.push({
     name: "SUM_ROWS f32",
     build: (b) => opNode(b, GgmlOp.SUM_ROWS, F32, [1, 50, 3], [b.newTensor(F32, [300, 50, 3])]),
   });

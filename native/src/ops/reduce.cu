@@ -44,19 +44,23 @@ void run_sum_rows(const Node& n, RunCtx& r) {
   GW_LAUNCH(r, k_sum_rows, blocks_for(s.nrows(), 1, 1 << 20), threads, 0, s, n.dst, mul);
 }
 
-// SUM: partial sums per block into scratch, then one block adds them
+// SUM: partial sums per block into scratch, then one block adds them. Like ggml's CPU backend (and
+// graphwire's CPU reference), each row is read as ne[0] packed elements from the row's start whatever
+// nb[0] says, so a transposed source sums what ggml sums; check_sum keeps nb[0] >= the element size,
+// so the packed run ends before the strided row would and stays inside the tensor's bytes.
 constexpr int kSumBlocks = 1024;
 
 __global__ void k_sum_partial(const Tensor s, float* partial) {
   __shared__ float red[32];
   const int64_t n = s.nelements();
+  const int es = type_size(s.type);
   float acc = 0.0f;
   for (int64_t k = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; k < n; k += (int64_t)gridDim.x * blockDim.x) {
     int64_t t = k;
     const int64_t i0 = t % s.ne[0]; t /= s.ne[0];
     const int64_t i1 = t % s.ne[1]; t /= s.ne[1];
     const int64_t i2 = t % s.ne[2]; const int64_t i3 = t / s.ne[2];
-    acc += load_f(s.ptr(i0, i1, i2, i3), s.type);
+    acc += load_f(s.row(i1, i2, i3) + i0 * es, s.type);
   }
   acc = block_sum(acc, red);
   if (threadIdx.x == 0) partial[blockIdx.x] = acc;
@@ -73,7 +77,7 @@ __global__ void k_sum_final(const float* partial, int count, const Tensor d) {
 bool check_sum(const Node& n, CheckCtx& c) {
   if (!require_src(n, c, 1)) return false;
   if (!is_float(n.src[0].type) || !is_float(n.dst.type)) return c.fail("unsupported types");
-  if (!is_contiguous_rows(n.src[0])) return c.fail("rows must be contiguous (as ggml-cuda requires)");
+  if (n.src[0].nb[0] < type_size(n.src[0].type)) return c.fail("nb[0] below the element size");
   if (n.dst.nelements() != 1) return c.fail("dst must be a scalar");
   c.scratch = kSumBlocks * sizeof(float);
   return true;
@@ -180,7 +184,7 @@ bool check_count_equal(const Node& n, CheckCtx& c) {
 }
 
 void run_count_equal(const Node& n, RunCtx& r) {
-  cudaMemsetAsync(n.dst.data, 0, 8, r.stream);
+  (void)cudaMemsetAsync(n.dst.data, 0, 8, r.stream); // errors surface through cudaPeekAtLastError
   const unsigned blocks = blocks_for(n.src[0].nelements(), 256, (int64_t)r.caps->sms * 8);
   GW_LAUNCH(r, k_count_equal, blocks, 256, 0, n.src[0], n.src[1], (unsigned long long*)n.dst.data);
 }
