@@ -68,7 +68,7 @@ function anchors(): Anchor[] {
       name: "FLASH_ATTN_EXT hs=128 nh=8 kv=16384 n=1 f16",
       anchorUs: 28.7,
       ggml:
-        "FLASH_ATTN_EXT(hsk=128,hsv=128,nh=8,nr23=[1,1],kv=16384,nb=1,mask=1,sinks=0,max_bias=0.000000,logit_softcap=0.000000,prec=f32,type_KV=f16",
+        "FLASH_ATTN_EXT(hsk=128,hsv=128,nh=8,nr23=[1,1],kv=16384,nb=1,mask=1,sinks=0,max_bias=0.000000,logit_softcap=0.000000,prec=f32,type_K=f16,type_V=f16",
       build: (b) => {
         const q = b.newTensor(F32, [128, 1, 8, 1]);
         const k = b.newTensor(F16, [128, 16384, 8, 1]);
@@ -82,7 +82,7 @@ function anchors(): Anchor[] {
       name: "CPY f32 786432x256 transposed",
       anchorUs: 687,
       ggml:
-        "CPY(type_src=f32,type_dst=f32,ne=[786432,256,1,1],permute_src=[1,0,2,3],permute_dst=[0,0,0,0],_src_transpose=0)",
+        "CPY(type_src=f32,type_dst=f32,ne_src=[786432,256,1,1],permute_src=[1,0,2,3],permute_dst=[0,0,0,0],_src_transpose=0)",
       build: (b) => b.cont(b.permute(b.newTensor(F32, [786432, 256]), 1, 0, 2, 3)),
       bytes: 2 * 786432 * 256 * 4,
     },
@@ -187,6 +187,11 @@ export async function runBench(
     { anchor: / n=1$/, label: "2 rows/block", options: [[NativeOption.MATVEC_ROWS, 2]] },
     { anchor: / n=1$/, label: "4 rows/block", options: [[NativeOption.MATVEC_ROWS, 4]] },
     { anchor: / n=8$/, label: "4 rows/block", options: [[NativeOption.MATVEC_ROWS, 4]] },
+    { anchor: / n=8$/, label: "8 rows/block", options: [[NativeOption.MATVEC_ROWS, 8]] },
+    { anchor: /^FLASH/, label: "2 blocks/SM", options: [[NativeOption.FA_BLOCKS_PER_SM, 2]] },
+    { anchor: /^FLASH/, label: "4 blocks/SM", options: [[NativeOption.FA_BLOCKS_PER_SM, 4]] },
+    { anchor: /^FLASH/, label: "8 blocks/SM", options: [[NativeOption.FA_BLOCKS_PER_SM, 8]] },
+    { anchor: /^FLASH/, label: "16 blocks/SM", options: [[NativeOption.FA_BLOCKS_PER_SM, 16]] },
     { anchor: / n=512$/, label: "own tensor-core GEMM (no cuBLAS)", options: [[NativeOption.BLAS, 0]] },
   ];
   for (const a of anchors()) {

@@ -62,6 +62,7 @@ export const NativeOption = {
   CAPTURE_FIRST_RUN: 4,
   MATVEC_MAX_COLS: 5,
   MATVEC_ROWS: 6,
+  FA_BLOCKS_PER_SM: 7,
 } as const;
 
 /** A loaded library and what it says of itself. */

@@ -100,7 +100,8 @@ typedef enum gw_option {
   GW_OPT_BLAS_LOADED = 3,       /* read-only: 1 when the BLAS library was found and loaded */
   GW_OPT_CAPTURE_FIRST_RUN = 4, /* 1: capture on a plan's first run; 0 (default): on its first replay */
   GW_OPT_MATVEC_MAX_COLS = 5,   /* largest column count (n) served by the mat-vec kernels (default 8) */
-  GW_OPT_MATVEC_ROWS = 6        /* rows per mat-vec block: 0 (default) by type and column count; 1, 2, 4, 8 */
+  GW_OPT_MATVEC_ROWS = 6,       /* rows per mat-vec block: 0 (default) by type and column count; 1, 2, 4, 8 */
+  GW_OPT_FA_BLOCKS_PER_SM = 7   /* FLASH_ATTN_EXT split-KV blocks aimed at per SM: 0 (default) = 4; 1..64 */
 } gw_option;
 
 typedef struct gw_plan gw_plan;

@@ -164,6 +164,10 @@ gw_status gw_set_option(int32_t key, int64_t value) {
       g_options.matvec_max_cols = (int)value;
       return GW_OK;
     case GW_OPT_MATVEC_ROWS: g_options.matvec_rows = (int)value; return GW_OK;
+    case GW_OPT_FA_BLOCKS_PER_SM:
+      if (value < 0 || value > 64) return fail(GW_ERR_INVALID, "FA blocks per SM %lld out of range", (long long)value);
+      g_options.fa_blocks_per_sm = (int)value;
+      return GW_OK;
     default: return fail(GW_ERR_INVALID, "unknown option %d", key);
   }
 }
@@ -182,6 +186,7 @@ gw_status gw_get_option(int32_t key, int64_t* value) {
     case GW_OPT_CAPTURE_FIRST_RUN: *value = g_options.capture_first_run; return GW_OK;
     case GW_OPT_MATVEC_MAX_COLS: *value = g_options.matvec_max_cols; return GW_OK;
     case GW_OPT_MATVEC_ROWS: *value = g_options.matvec_rows; return GW_OK;
+    case GW_OPT_FA_BLOCKS_PER_SM: *value = g_options.fa_blocks_per_sm; return GW_OK;
     default: return fail(GW_ERR_INVALID, "unknown option %d", key);
   }
 }

@@ -45,6 +45,7 @@ struct Options {
   bool capture_first_run = false;
   int matvec_max_cols = 8;
   int matvec_rows = 0; // 0: by type and column count (experiments set 1, 2, 4 or 8)
+  int fa_blocks_per_sm = 0; // 0: 4 (split-KV blocks aimed at per SM for few queries)
 };
 extern Options g_options;
 extern std::mutex g_mutex; // guards devices and allocation maps

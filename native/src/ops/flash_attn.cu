@@ -4,6 +4,7 @@
 // one key row at a time (16-byte loads, Q from shared memory), the warp keeps an online softmax and
 // accumulates V with lanes across the head dimension; slices are merged by a second kernel
 // (split-KV), so a single decoded token still spreads over the whole GPU.
+#include "../runtime.h"
 #include "launch.cuh"
 
 #include <algorithm>
@@ -261,8 +262,8 @@ __global__ void k_fa_combine(const FaArgs a, int splits) {
 int fa_splits(const Node& n, const DeviceCaps& caps, int64_t& chunk) {
   const int64_t n_kv = n.src[1].ne[1];
   const int64_t queries = n.src[0].ne[1] * n.src[0].ne[2] * n.src[0].ne[3];
-  // one wave: the split kernel keeps about 4 blocks on each SM
-  const int64_t target = (int64_t)caps.sms * 4;
+  // one wave: the split kernel keeps about 4 blocks on each SM (GW_OPT_FA_BLOCKS_PER_SM, to compare)
+  const int64_t target = (int64_t)caps.sms * (g_options.fa_blocks_per_sm ? g_options.fa_blocks_per_sm : 4);
   int64_t splits = 1;
   if (queries < target) splits = std::min<int64_t>((n_kv + 127) / 128, (target + queries - 1) / queries);
   splits = std::max<int64_t>(1, std::min<int64_t>(splits, FA_MAX_SPLITS));
