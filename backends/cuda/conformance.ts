@@ -6,7 +6,7 @@
  * chunk whose process dies is re-run case by case so that one refusal costs only its own case.
  *
  *   deno run -A backends/cuda/conformance.ts --tbo PATH/test-backend-ops --server 127.0.0.1:PORT \
- *     [--ops ADD,MUL_MAT,...] [--filter PARAMS_REGEX] [--json out.json] [--jobs N]
+ *     [--ops ADD,MUL_MAT,...] [--filter PARAMS_REGEX] [--json out.json] [--jobs N] [--chunk-jobs M]
  *
  * The binary must carry the GW_RPC patch (see bench/RESULTS.md): GW_RPC=HOST:PORT registers the
  * server as backend RPC0.
@@ -114,6 +114,7 @@ export async function runOp(
   op: string,
   chunk = 24,
   filter?: RegExp,
+  jobs = 1,
 ): Promise<OpOutcome> {
   const all = (await listCases(tbo, op)).filter((c) => !filter || filter.test(c));
   const cases = all.filter(typesOk);
@@ -136,8 +137,15 @@ export async function runOp(
     const results = parseResults(op, out);
     return { results, died: code !== 0 && results.size < list.length, out };
   };
-  for (let i = 0; i < cases.length; i += chunk) {
-    const part = cases.slice(i, i + chunk);
+  const parts: string[][] = [];
+  for (let i = 0; i < cases.length; i += chunk) parts.push(cases.slice(i, i + chunk));
+  // big ops (MUL_MAT, FLASH_ATTN_EXT: thousands of cases) run their chunks `jobs` at a time
+  await Promise.all(Array.from({ length: Math.min(jobs, parts.length) }, async () => {
+    for (let part = parts.shift(); part; part = parts.shift()) await runPart(part);
+  }));
+  return o;
+
+  async function runPart(part: string[]): Promise<void> {
     const { results, died } = await runCases(part);
     if (died) {
       // re-run what did not report, one case at a time
@@ -160,7 +168,6 @@ export async function runOp(
       else if (!o.crashed.includes(c)) o.crashed.push(c);
     }
   }
-  return o;
 }
 
 if (import.meta.main) {
@@ -174,6 +181,8 @@ if (import.meta.main) {
   const ops = (take("--ops") ?? OPS.join(",")).split(",");
   const json = take("--json");
   const jobs = Number(take("--jobs") ?? "4");
+  // processes per op for ops with many chunks; ops themselves run `jobs` at a time
+  const chunkJobs = Number(take("--chunk-jobs") ?? "1");
   const f = take("--filter");
   const filter = f ? new RegExp(f) : undefined;
   if (!server) {
@@ -185,7 +194,7 @@ if (import.meta.main) {
   await Promise.all(Array.from({ length: jobs }, async () => {
     while (queue.length) {
       const op = queue.shift()!;
-      const o = await runOp(tbo, server, op, 24, filter);
+      const o = await runOp(tbo, server, op, 24, filter, chunkJobs);
       outcomes.push(o);
       if (json) await Deno.writeTextFile(json, JSON.stringify(outcomes, null, 2));
       const runnable = o.total - o.unrunnable;

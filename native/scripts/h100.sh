@@ -2,23 +2,27 @@
 # What one call on the GPU host runs (device tool, repository root as working directory):
 #   bash native/scripts/h100.sh STAGE...
 # Stages: info, test (cuda_test.ts), check (every kernel case, one line each), bench (anchors, the
-# 1000-node graph, GRAPH_RECOMPUTE round trip), ggmlperf (ggml-cuda's test-backend-ops perf on the
-# same shapes, from .gpu/ggml-cuda), replay (../shared/traces from .gpu/traces.tar.xz against
-# -d cuda:0), conformance (ggml's test-backend-ops against `rpc-server -d cuda:0`).
-# Carried: .gpu (Deno, the library built here into .gpu/native, ggml binaries). Outputs go to $OUT.
+# 1000-node graph, GRAPH_RECOMPUTE round trip), ggmlprep (unpacks .gpu/ggml-cuda.tar.xz into
+# /tmp/ggml-cuda, which outlives the call while the machine stays warm), ggmlperf (ggml-cuda's
+# test-backend-ops perf on the same shapes), replay (../shared/traces from .gpu/traces.tar.xz against
+# -d cuda:0 only), conformance (ggml's test-backend-ops against `rpc-server -d cuda:0`), models
+# (issue 6: llama-1b pp512/tg128 locally, through one server and split over two; MODEL_REPS reps).
+# Carried: .gpu (Deno, the library built here into .gpu/native, ggml binaries). ggml-cuda (38 MB)
+# and Deno (31 MB) do not fit one 64 MiB carry together: carry ggml-cuda.tar.xz in a first call that
+# runs ggmlprep, then the rest in a second call on the still-warm machine. Outputs go to $OUT.
 set -u
 source .gpu/enter.sh
 export GRAPHWIRE_NATIVE_LIB=$PWD/.gpu/native/libgraphwire_cuda.so
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
-PORT=51210
+PORT=51510
 
 for stage in "$@"; do
   echo "=== $stage $(date +%T)"
   case $stage in
     info)
       nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$OUT/info.txt"
-      ls -d /opt/*/.venv/lib/python3*/site-packages/nvidia/cublas/lib 2>/dev/null | tee -a "$OUT/info.txt"
+      find / -xdev -name 'libcublas*.so*' 2>/dev/null | head -4 | tee -a "$OUT/info.txt"
       deno --version | head -1 | tee -a "$OUT/info.txt"
       ;;
     test)
@@ -43,16 +47,21 @@ for stage in "$@"; do
           "$OUT/ncu_${k}_${only//[^a-z0-9]/_}.txt" | head -14
       done
       ;;
+    ggmlprep)
+      mkdir -p /tmp/ggml-cuda && tar xJf .gpu/ggml-cuda.tar.xz -C /tmp/ggml-cuda && ls /tmp/ggml-cuda
+      ;;
     ggmlperf)
-      if [ -x .gpu/ggml-cuda/test-backend-ops ]; then
-        CUBLAS_DIR=$(ls -d /opt/*/.venv/lib/python3*/site-packages/nvidia/cublas/lib 2>/dev/null | head -1)
-        export LD_LIBRARY_PATH=$PWD/.gpu/ggml-cuda:$CUBLAS_DIR:${LD_LIBRARY_PATH:-}
-        T=.gpu/ggml-cuda/test-backend-ops
+      GC=/tmp/ggml-cuda
+      [ -x $GC/test-backend-ops ] || GC=.gpu/ggml-cuda
+      if [ -x $GC/test-backend-ops ]; then
+        CUBLAS_DIR=$(dirname "$(find / -xdev -name 'libcublas.so.1*' 2>/dev/null | head -1)" 2>/dev/null)
+        export LD_LIBRARY_PATH=$(cd $GC && pwd):$CUBLAS_DIR:${LD_LIBRARY_PATH:-}
+        T=$GC/test-backend-ops
         {
           $T perf -b CUDA0 -o MUL_MAT -p "type_a=(f16|bf16|f32),type_b=f32,m=4096,n=(1|8|512),k=14336,bs=\[1,1\]"
           $T perf -b CUDA0 -o SOFT_MAX -p "ne=\[4096,4096,5,1\]"
-          $T perf -b CUDA0 -o FLASH_ATTN_EXT -p "hsk=128,hsv=128,nh=8,nr23=\[1,1\],kv=16384,nb=1,.*type_KV=f16"
-          $T perf -b CUDA0 -o CPY -p "type_src=f32,type_dst=f32,ne=\[786432,256,1,1\],permute_src=\[1,0,2,3\]"
+          $T perf -b CUDA0 -o FLASH_ATTN_EXT -p "hsk=128,hsv=128,nh=8,nr23=\[1,1\],kv=16384,nb=1,.*type_K=f16,type_V=f16"
+          $T perf -b CUDA0 -o CPY -p "type_src=f32,type_dst=f32,ne_src=\[786432,256,1,1\],permute_src=\[1,0,2,3\]"
           $T perf -b CUDA0 -o SWIGLU -p "type=f32,ne_a=\[34816,512,1,1\]"
         } 2>&1 | tee "$OUT/ggml_perf.log" | grep -E "us/run|Backend|error" | head -40
       else
@@ -61,7 +70,7 @@ for stage in "$@"; do
       ;;
     replay)
       mkdir -p ../shared/traces && tar xJf .gpu/traces.tar.xz -C ../shared/traces
-      deno test -A --no-check tests/replay_test.ts 2>&1 | tee "$OUT/replay.log" | grep -E "cuda|recordings|passed|failed" | tail -20
+      deno run -A --no-check backends/cuda/replay.ts -d cuda:0 --json "$OUT/replay.json" 2>&1 | tee "$OUT/replay.log" | tail -20
       ;;
     conformance)
       deno run -A --no-check cli/main.ts rpc-server -d cuda:0 -p $PORT > "$OUT/server.log" 2>&1 &
@@ -71,9 +80,16 @@ for stage in "$@"; do
       TBO=.gpu/ggml/test-backend-ops
       export LD_LIBRARY_PATH=$PWD/.gpu/ggml:${LD_LIBRARY_PATH:-}
       deno run -A --no-check backends/cuda/conformance.ts --tbo $TBO --server 127.0.0.1:$PORT \
-        --json "$OUT/conformance.json" --jobs 6 ${CONF_OPS:+--ops $CONF_OPS} ${CONF_FILTER:+--filter "$CONF_FILTER"} \
+        --json "$OUT/conformance.json" --jobs 6 ${CONF_CHUNK_JOBS:+--chunk-jobs $CONF_CHUNK_JOBS} ${CONF_OPS:+--ops $CONF_OPS} ${CONF_FILTER:+--filter "$CONF_FILTER"} \
         2>&1 | tee "$OUT/conformance.log" | tail -80
       kill $SRV
+      ;;
+    models)
+      for serve in "" "--serve" "--serve 2"; do
+        echo "--- llama-1b -d cuda:0 $serve"
+        deno run -A --no-check cli/main.ts bench -m llama-1b -d cuda:0 -r ${MODEL_REPS:-2} $serve 2>&1 |
+          tee -a "$OUT/models.log" | grep -E "^\||error|Error"
+      done
       ;;
   esac
 done
