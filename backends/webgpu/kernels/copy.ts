@@ -15,7 +15,7 @@ import type { Dispatch, Kernel } from "./kernel.ts";
 import { kernelKey } from "./registry.ts";
 import { defineKernels } from "./registry.ts";
 
-const { I32, F16, BF16 } = GgmlType;
+const { I32, I64, F16, BF16 } = GgmlType;
 
 /** WGSL converting `v` (src type `from`) to the value `val` returns for dst type `to`. */
 export function convert(v: string, from: number, to: number): string {
@@ -30,11 +30,34 @@ export function rawCopy(from: number, to: number): boolean {
   return from === to && (from === F16 || from === BF16 || from === GgmlType.I16 || from === GgmlType.I8);
 }
 
+/**
+ * An i64 tensor whose elements are packed within rows, seen as i32 pairs (dim 0 twice as long):
+ * same-type i64 copies move words. Null when dim 0 is strided.
+ */
+export function asI32Pairs(t: Tensor): Tensor | null {
+  if (t.type !== I64) return t;
+  if (t.ne[0] > 1 && t.nb[0] !== 8) return null;
+  return {
+    ...t,
+    type: I32,
+    ne: [2 * t.ne[0], t.ne[1], t.ne[2], t.ne[3]],
+    nb: [4, t.nb[1], t.nb[2], t.nb[3]],
+  };
+}
+
+/** Whether an i64 node and its sources can all be seen as i32 pairs (or none is i64). */
+export function i64Pairs(n: Tensor, nsrc: number): boolean {
+  const ts = [n, ...n.src.slice(0, nsrc)];
+  if (!ts.some((t) => t?.type === I64)) return mapNode(n, nsrc);
+  return ts.every((t) => t && t.type === I64 && asI32Pairs(t) !== null);
+}
+
 const copy: Kernel = {
-  supports: (n) => cpuSupports(n) && mapNode(n, 1),
+  supports: (n) => cpuSupports(n) && i64Pairs(n, 1),
   splitsLarge: (n, caps) => mapFitsLarge(n, [n.src[0]!], caps),
-  build: (n, ctx) => {
-    const s = n.src[0]!;
+  build: (node, ctx) => {
+    const n = asI32Pairs(node)!;
+    const s = asI32Pairs(node.src[0]!)!;
     const load = sameShape(s, n) ? "at_s0(i0, i1, i2, i3)" : `at_s0(c.x, c.y, c.z, c.w)`;
     const pre = sameShape(s, n) ? "" : `let e = i0 + p.ne0 * (i1 + p.ne1 * (i2 + p.ne2 * i3));
   let c = vec4<u32>(e % p.s0_ne0, (e / p.s0_ne0) % p.s0_ne1, (e / (p.s0_ne0 * p.s0_ne1)) % p.s0_ne2,

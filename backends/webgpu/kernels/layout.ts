@@ -11,22 +11,25 @@ import { opI32, type Tensor } from "../../../protocol/graph/tensor.ts";
 import { simpleMap } from "./elementwise.ts";
 import type { Field, Kernel } from "./kernel.ts";
 import { cpuSupports, mapFitsLarge, mapKernel, mapNode } from "./elementwise.ts";
-import { rawCopy } from "./copy.ts";
+import { asI32Pairs, i64Pairs, rawCopy } from "./copy.ts";
 import { defineKernels } from "./registry.ts";
 
 const I = ["i0", "i1", "i2", "i3"];
 
 const concat: Kernel = {
-  supports: (n) => cpuSupports(n) && mapNode(n, 2) && opI32(n, 0) >= 0 && opI32(n, 0) < 4,
+  supports: (n) => cpuSupports(n) && i64Pairs(n, 2) && opI32(n, 0) >= 0 && opI32(n, 0) < 4,
   splitsLarge: (n, caps) => mapFitsLarge(n, [n.src[0]!, n.src[1]!], caps),
-  build: (n, ctx) => {
-    const d = opI32(n, 0);
+  build: (node, ctx) => {
+    // i64 as i32 pairs: dim 0 (and its split point) twice as long
+    const n = asI32Pairs(node)!;
+    const a = asI32Pairs(node.src[0]!)!, b = asI32Pairs(node.src[1]!)!;
+    const d = opI32(node, 0);
     const shifted = I.map((v, k) => k === d ? `${v} - p.s0_ne${d}` : v).join(", ");
     return mapKernel({
       key: `CONCAT_${d}`,
       dst: n,
-      srcs: [n.src[0]!, n.src[1]!],
-      raw: rawCopy(n.src[0]!.type, n.type),
+      srcs: [a, b],
+      raw: rawCopy(a.type, n.type),
       body: `if (i${d} < p.s0_ne${d}) { return at_s0(i0, i1, i2, i3); }\n  return at_s1(${shifted});`,
     }, ctx);
   },

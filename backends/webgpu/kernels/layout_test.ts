@@ -6,7 +6,7 @@ const { F32, F16, BF16, I32 } = GgmlType;
 
 Deno.test({ name: "webgpu CONCAT every dim and type, REPEAT", ignore }, async () => {
   const b = gc!.bed;
-  for (const t of [F32, F16, BF16, I32, GgmlType.I16, GgmlType.I8]) {
+  for (const t of [F32, F16, BF16, I32, GgmlType.I16, GgmlType.I8, GgmlType.I64]) {
     for (let d = 0; d < 4; d++) {
       const ne = [3, 2, 2, 2];
       const ne1 = [...ne];
@@ -16,7 +16,7 @@ Deno.test({ name: "webgpu CONCAT every dim and type, REPEAT", ignore }, async ()
       const x = b.tensor(t, ne, { lo: -9, hi: 9 }), y = b.tensor(t, ne1, { lo: -9, hi: 9 });
       await gc!.check(b.node(GgmlOp.CONCAT, t, out, [x, y], [d]), 0);
     }
-    if (t === GgmlType.I8) continue; // ggml's CPU has no i8 REPEAT
+    if (t === GgmlType.I8 || t === GgmlType.I64) continue; // ggml's CPU has no i8 or i64 REPEAT
     const x = b.tensor(t, [3, 1, 2], { lo: -9, hi: 9, permute: [1, 0, 2, 3] });
     await gc!.check(b.node(GgmlOp.REPEAT, t, [3, 4, 4], [x]), 0);
   }
