@@ -238,9 +238,9 @@ async function child(name: string, o: Opts): Promise<void> {
     const per: number[] = [];
     for (let r = 0; r < 5; r++) {
       const e1 = pass(1, { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 });
-      e1.resolveQuerySet(qs, 0, 2, qb, 0);
       const e2 = pass(N + 1, { querySet: qs, beginningOfPassWriteIndex: 2, endOfPassWriteIndex: 3 });
-      e2.resolveQuerySet(qs, 2, 2, qb, 16);
+      // one resolve at offset 0: destination offsets must be multiples of 256
+      e2.resolveQuerySet(qs, 0, 4, qb, 0);
       e2.copyBufferToBuffer(qb, 0, rb, 0, 32);
       dev.queue.submit([e1.finish(), e2.finish()]);
       await rb.mapAsync(GPUMapMode.READ);

@@ -223,8 +223,13 @@ export const PROVIDERS: readonly ProviderInfo[] = [
   },
 ];
 
-/** The order `auto` tries providers in (see the module doc for the rule). */
-export const AUTO_ORDER: readonly string[] = ["dawn", "dawn-node", "deno"];
+/**
+ * The order `auto` tries providers in (see the module doc for the rule). From the H100 (Deno
+ * 2.9.6, 2026-11-22; bench/RESULTS.md "WebGPU device → Providers"): `dawn` passes the whole WebGPU
+ * test suite and waits in 0.02–0.04 ms; `deno` waits >= 11 ms; `dawn-node` passes the suite and
+ * waits as fast as `dawn`, but stalls for up to 2 s after some 70 ms submits, so it comes last.
+ */
+export const AUTO_ORDER: readonly string[] = ["dawn", "deno", "dawn-node"];
 
 /** Environment variable naming the provider when no name is given. */
 export const PROVIDER_ENV = "GRAPHWIRE_WEBGPU_PROVIDER";
