@@ -121,7 +121,7 @@ async function loadDawn(fetch: boolean): Promise<LoadedProvider> {
         if (!path) {
           throw new ProviderUnavailableError(
             "dawn",
-            `npm:${pkg.name}@${DAWN_NPM_VERSION} is not in Deno's cache (not fetched by auto)`,
+            `npm:${pkg.name}@${DAWN_NPM_VERSION} is not in Deno's cache (auto does not fetch it; naming the provider once does)`,
           );
         }
       }
@@ -173,7 +173,7 @@ async function loadDawnNode(fetch: boolean): Promise<LoadedProvider> {
     if (!fetch && !findPackageFile(name, version, "package.json")) {
       throw new ProviderUnavailableError(
         "dawn-node",
-        `npm:${DAWN_NODE_NPM} is not in Deno's cache (not fetched by auto)`,
+        `npm:${DAWN_NODE_NPM} is not in Deno's cache (auto does not fetch it; naming the provider once does)`,
       );
     }
     let mod: { create(flags: string[]): GPU; globals: Record<string, unknown> };
