@@ -222,11 +222,15 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_fa_split(const FaArgs a) {
 
 constexpr int FA_MAX_SPLITS = 1024;
 
-// Merges the slices of one query: the running maxima first (in parallel over slices), then each
-// output element as a sum over slices with the per-slice factors from shared memory.
-__global__ void k_fa_combine(const FaArgs a, int splits) {
+// Merges the slices of one query: the running maxima first (in parallel over slices), then output
+// elements a warp-wide chunk per block (grid.y), each summed over slices by 8 groups of 32 lanes, so
+// a thread has only splits / 8 partials to load and they are all in flight at once.
+constexpr int FA_COMBINE_GROUPS = 8;
+
+__global__ void __launch_bounds__(FA_COMBINE_GROUPS * 32) k_fa_combine(const FaArgs a, int splits) {
   __shared__ float fs[FA_MAX_SPLITS];
   __shared__ float red[32];
+  __shared__ float part_sum[FA_COMBINE_GROUPS][33];
   const int64_t qi = blockIdx.x;
   const int64_t iq = qi % a.n_q, h = (qi / a.n_q) % a.H, b = qi / (a.n_q * a.H);
   const int64_t nq = gridDim.x;
@@ -251,11 +255,20 @@ __global__ void k_fa_combine(const FaArgs a, int splits) {
   if (a.has_sinks) l += expf(sk - mx);
   __syncthreads();
   const float inv = l == 0.0f ? 0.0f : 1.0f / l;
-  for (int64_t e = threadIdx.x; e < a.Dv; e += blockDim.x) {
-    float o = 0.0f;
+  const int lane = threadIdx.x % 32, g = threadIdx.x / 32;
+  const int64_t e = (int64_t)blockIdx.y * 32 + lane;
+  float o = 0.0f;
+  if (e < a.Dv) {
 #pragma unroll 8
-    for (int s = 0; s < splits; s++) o += base[(int64_t)s * nq * stride + 2 + e] * fs[s];
-    *(float*)a.d.ptr(e, h, iq, b) = o * inv;
+    for (int s = g; s < splits; s += FA_COMBINE_GROUPS) o += base[(int64_t)s * nq * stride + 2 + e] * fs[s];
+  }
+  part_sum[g][lane] = o;
+  __syncthreads();
+  if (g == 0 && e < a.Dv) {
+    float t = 0.0f;
+#pragma unroll
+    for (int k = 0; k < FA_COMBINE_GROUPS; k++) t += part_sum[k][lane];
+    *(float*)a.d.ptr(e, h, iq, b) = t * inv;
   }
 }
 
@@ -386,7 +399,10 @@ void run_fa(const Node& n, RunCtx& r) {
       default: launch_fa<float>(r, a, grid, vec); break;
     }
   }
-  if (splits > 1) GW_LAUNCH(r, k_fa_combine, (unsigned)queries, 128, 0, a, splits);
+  if (splits > 1) {
+    const dim3 cgrid((unsigned)queries, (unsigned)((a.Dv + 31) / 32));
+    GW_LAUNCH(r, k_fa_combine, cgrid, FA_COMBINE_GROUPS * 32, 0, a, splits);
+  }
 }
 
 const OpDef kOps[] = {
