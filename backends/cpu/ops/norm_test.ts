@@ -124,7 +124,13 @@ Deno.test("DIAG_MASK_INF", () => {
   tb.close();
 });
 
-/** Naive rotary embedding in f64: θ_i = p·base^(-2i/n_dims) / ff_i, rotate pairs (a, b). */
+/**
+ * Rotary embedding with θ_i = p·base^(-2i/n_dims) / ff_i, rotating pairs (a, b). `ggmlAngles`:
+ * θ as ggml's CPU computes it, in f32 (θ_scale = base^(-2/n_dims) rounded, θ multiplied by it pair
+ * after pair, each step rounded), the rotation in f64; else the ideal angles in f64. At p = 4096 the
+ * f32 chain moves θ by up to a few ulps of 4096 (≈1e-4 rad), so only the f32 angles can be held to
+ * output rounding.
+ */
 function ropeRef(
   x: number[],
   pos: number,
@@ -132,10 +138,17 @@ function ropeRef(
   mode: "normal" | "neox",
   base: number,
   ff: number[] | null,
+  ggmlAngles = true,
 ): number[] {
+  const f = Math.fround;
   const y = x.slice();
+  const scale = f(base ** f(-2 / nDims));
+  let chain = f(pos);
   for (let i = 0; i < nDims / 2; i++) {
-    const theta = pos * base ** (-2 * i / nDims) / (ff ? ff[i] : 1);
+    const theta = ggmlAngles
+      ? f(chain / (ff ? ff[i] : 1))
+      : pos * base ** (-2 * i / nDims) / (ff ? ff[i] : 1);
+    chain = f(chain * scale);
     const [a, b] = mode === "normal" ? [2 * i, 2 * i + 1] : [i, i + nDims / 2];
     y[a] = x[a] * Math.cos(theta) - x[b] * Math.sin(theta);
     y[b] = x[a] * Math.sin(theta) + x[b] * Math.cos(theta);
@@ -167,15 +180,19 @@ Deno.test("ROPE normal and neox, partial rotation, frequency factors, f32 and f1
         ];
         const out = tb.node(GgmlOp.ROPE, type, [d, heads, tokens], [a, pos, ff], p);
         tb.run(out);
-        const want: number[] = [];
+        const want: number[] = [], ideal: number[] = [];
         const F = ff ? tb.read(ff) : null;
         for (let t = 0; t < tokens; t++) {
           for (let h = 0; h < heads; h++) {
             const x = Array.from({ length: d }, (_, i) => tb.at(a, i, h, t));
             want.push(...ropeRef(x, tb.at(pos, t), nDims, name, base, F));
+            ideal.push(...ropeRef(x, tb.at(pos, t), nDims, name, base, F, false));
           }
         }
-        assertNmse(tb.read(out), want, type === F32 ? 1e-10 : 1e-5, `${name} ff=${withFf} type ${type}`);
+        const what = `${name} ff=${withFf} type ${type}`;
+        assertNmse(tb.read(out), want, type === F32 ? 1e-10 : 1e-5, what);
+        // the f32 angle chain stays near the ideal rotation (a wrong formula would be far off)
+        assertNmse(tb.read(out), ideal, 1e-5, `${what} (ideal angles)`);
       }
     }
   }
