@@ -131,3 +131,36 @@ Deno.test({ name: "webgpu: views cost nothing and are supported", ignore }, () =
     assert.ok(dev.supportsOp(newTensor({ type: F32, ne: [4, 4], op, src: [x] })));
   }
 });
+
+Deno.test(
+  { name: "webgpu plan: tensors closer than the alignment in a written buffer share bindings", ignore },
+  async () => {
+    const r = rng(Date.now() >>> 0);
+    const rand = (n: number) => Float32Array.from({ length: n }, () => r() * 2 - 1);
+    const xs = rand(40), ys = rand(40);
+    const buf = dev.allocBuffer(4096)! as WebGpuBuffer;
+    // disjoint bytes, but x, y and out all fall in overlapping alignment-rounded ranges
+    const x = gpuTensor([10, 4], xs, 4, buf);
+    const y = gpuTensor([10, 4], ys, 168, buf);
+    const out = newTensor({ type: F32, ne: [10, 4], op: GgmlOp.ADD, src: [x, y] });
+    out.buffer = buf;
+    out.offset = 332;
+    const plan = await dev.planCreate(newGraph([out]));
+    await dev.planCompute(plan);
+    assertNmse(await read(out), xs.map((v, i) => v + ys[i]), 1e-12, "neighbours");
+    await dev.planFree(plan);
+    // two reads overlapping each other (not the output) in the buffer written
+    const y2 = newTensor({ type: F32, ne: [10, 4], op: GgmlOp.VIEW, src: [x], viewSrc: x, viewOffs: 40 });
+    y2.buffer = buf;
+    y2.offset = 44;
+    const out2 = newTensor({ type: F32, ne: [10, 4], op: GgmlOp.MUL, src: [x, y2] });
+    out2.buffer = buf;
+    out2.offset = 2048;
+    const p2 = await dev.planCreate(newGraph([out2]));
+    await dev.planCompute(p2);
+    const xy = new Float32Array((await buf.get(4, 200)).buffer);
+    assertNmse(await read(out2), xs.map((v, i) => v * xy[i + 10]), 1e-12, "overlapping reads");
+    await dev.planFree(p2);
+    buf.free();
+  },
+);

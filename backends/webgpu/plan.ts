@@ -9,10 +9,11 @@
  * the encoder records.
  *
  * Bindings: a tensor is bound at its offset rounded down to minStorageBufferOffsetAlignment over its
- * byte range rounded up to whole words (kernels get the remainder through BindInfo). Sources whose
- * bytes overlap the node's output (in-place ops) are bound with it over one range, and a read
- * binding of that range folds into the written binding (its declaration is dropped and its name
- * refers to the written array), since implementations may refuse overlapping writable bindings.
+ * byte range rounded up to whole words (kernels get the remainder through BindInfo). Tensors in the
+ * buffer a node writes whose binding ranges overlap (in-place ops, views, neighbours closer than the
+ * alignment) are bound over one range, and a read binding of that range folds into the written
+ * binding (its declaration is dropped and its name refers to the written array), since
+ * implementations may refuse overlapping writable bindings (Dawn does).
  * Any other read binding in a buffer the dispatch writes is declared read_write, since WebGPU
  * forbids read-only and writable uses of one buffer in one dispatch.
  * @module
@@ -143,36 +144,48 @@ export class WebGpuPlan implements Plan {
   }
 
   /**
-   * The sources of `node` whose bytes overlap its output's (in-place ops, views into the buffer
-   * written), with the output, as one range covering them all; null when none overlaps or the
-   * union would not fit a binding.
+   * The tensors of `node` in the buffer it writes whose BINDING ranges overlap (a range starts at
+   * the offset rounded down to the storage alignment, so tensors with disjoint bytes may still
+   * overlap there), grouped transitively: each group is bound as one range covering it, so that
+   * the dispatch has no two aliasing bindings in a written buffer (Dawn refuses them; wgpu does
+   * not check). Null when nothing overlaps; a group whose union would not fit a binding is left
+   * as it is.
    */
   #overlapping(node: Tensor): Map<Tensor, Range> | null {
     const buffer = node.buffer as WebGpuBuffer | null;
     if (!buffer) return null;
-    const span = (t: Tensor) => [t.offset, t.offset + Math.max(nbytes(t), elemSize(t.type))];
-    let [lo, hi] = span(node);
+    const align = this.device.storageAlign;
     const members: Tensor[] = [node];
-    for (let grew = true; grew;) {
-      grew = false;
-      for (const s of node.src) {
-        if (!s || s.buffer !== buffer || members.includes(s)) continue;
-        const [a, b] = span(s);
-        if (a < hi && lo < b) {
-          members.push(s);
-          lo = Math.min(lo, a);
-          hi = Math.max(hi, b);
-          grew = true;
-        }
+    for (const s of node.src) if (s && s.buffer === buffer && !members.includes(s)) members.push(s);
+    if (members.length === 1) return null;
+    const spans = members.map((t) => [
+      Math.floor(t.offset / align) * align,
+      roundUp4(t.offset + Math.max(nbytes(t), elemSize(t.type))),
+    ]);
+    // union-find over pairwise overlaps
+    const root = members.map((_, i) => i);
+    const find = (i: number): number => root[i] === i ? i : (root[i] = find(root[i]));
+    for (let i = 0; i < members.length; i++) {
+      for (let j = i + 1; j < members.length; j++) {
+        if (spans[i][0] < spans[j][1] && spans[j][0] < spans[i][1]) root[find(i)] = find(j);
       }
     }
-    if (members.length === 1) return null;
-    const align = this.device.storageAlign;
-    const start = Math.floor(lo / align) * align;
-    const end = Math.min(roundUp4(hi), buffer.gpu.size);
-    if (end - start > this.device.caps.maxStorageBufferBindingSize) return null;
-    const r: Range = { buffer, start, size: Math.max(4, end - start) };
-    return new Map(members.map((t) => [t, r]));
+    const groups = new Map<number, number[]>();
+    members.forEach((_, i) => {
+      const r = find(i);
+      groups.set(r, [...groups.get(r) ?? [], i]);
+    });
+    let out: Map<Tensor, Range> | null = null;
+    for (const g of groups.values()) {
+      if (g.length === 1) continue;
+      const start = Math.min(...g.map((i) => spans[i][0]));
+      const end = Math.min(Math.max(...g.map((i) => spans[i][1])), buffer.gpu.size);
+      if (end - start > this.device.caps.maxStorageBufferBindingSize) continue;
+      const r: Range = { buffer, start, size: Math.max(4, end - start) };
+      out ??= new Map();
+      for (const i of g) out.set(members[i], r);
+    }
+    return out;
   }
 
   async #build(graph: Graph, old: Step[] | null): Promise<void> {
@@ -271,13 +284,14 @@ export class WebGpuPlan implements Plan {
  * The shader and binding layout of `d` given where its tensors are bound ("w" writable, "r"
  * read-only, "-" no binding). A read binding over exactly the range of a written binding of the
  * same element type is folded into it: its declaration is dropped and its name refers to the
- * written array (WebGPU implementations may refuse overlapping writable bindings). Any other read
- * binding in a written buffer is declared read_write (a buffer may not be both read-only and
- * writable in one dispatch).
+ * written array (WebGPU implementations may refuse overlapping writable bindings); reads over one
+ * range of a written buffer fold into the first of them likewise. Any other read binding in a
+ * written buffer is declared read_write (a buffer may not be both read-only and writable in one
+ * dispatch).
  */
 function shareBindings(d: Dispatch, ranges: Range[]): { code: string; layoutKey: string } {
   // the binding pattern: w written, a written atomically, r read, u read in a written buffer,
-  // fJ read over exactly written binding J's range
+  // fJ read over exactly written binding J's range, gM read over exactly earlier read M's range
   let pattern = "";
   let anyShared = false;
   d.bindings.forEach((b, k) => {
@@ -291,6 +305,11 @@ function shareBindings(d: Dispatch, ranges: Range[]): { code: string; layoutKey:
         tag = `f${j}`;
         break;
       }
+    }
+    if (tag === "u") {
+      // reads grouped over one range with an earlier read of that buffer share its binding
+      const m = d.bindings.findIndex((r, mm) => mm < k && !r.write && ranges[mm] === ranges[k]);
+      if (m >= 0) tag = `g${m}`;
     }
     pattern += tag + ",";
   });
@@ -310,7 +329,8 @@ function shareBindings(d: Dispatch, ranges: Range[]): { code: string; layoutKey:
       new RegExp(`@group\\(0\\) @binding\\(${k}\\) var<storage, ${access}> (\\w+): array<([\\w<>]+)>;\\n?`);
     d.bindings.forEach((b, k) => {
       if (b.write || !written.has(ranges[k].buffer)) return;
-      const j = d.bindings.findIndex((w, jj) => w.write && ranges[jj] === ranges[k]);
+      let j = d.bindings.findIndex((w, jj) => w.write && ranges[jj] === ranges[k]);
+      if (j < 0) j = d.bindings.findIndex((r, m) => m < k && key[m] === "w" && ranges[m] === ranges[k]);
       if (j >= 0 && !d.bindings[j].atomic) {
         const mine = code.match(decl(k, "read")), theirs = code.match(decl(j, "read_write"));
         if (mine && theirs && mine[2] === theirs[2]) {
