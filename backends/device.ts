@@ -60,6 +60,11 @@ export interface Device {
   /** What the hardware is, for banners ("NVIDIA H100 80GB HBM3", "CPU (2 threads)"). */
   readonly description: string;
   readonly kind: DeviceKind;
+  /**
+   * A GPU emulated on the CPU (llvmpipe, SwiftShader): served when named, but never chosen as the
+   * best device over the CPU reference, which runs models several times faster than one.
+   */
+  readonly emulated?: boolean;
   /** Required alignment of tensor data in bytes (GET_ALIGNMENT); a power of two. */
   readonly alignment: number;
   /** Largest single buffer in bytes (GET_MAX_SIZE). */

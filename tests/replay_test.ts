@@ -16,7 +16,7 @@ import { listTraces, parseTrace, replay, unsupportedNodes } from "./replay.ts";
 const TRACE_ROOT = new URL("../../shared/traces/public", import.meta.url).pathname;
 
 /** Devices whose op set must cover every recording (names as the registry gives them). */
-const FULL_COVERAGE: ReadonlySet<string> = new Set(["cpu"]);
+const FULL_COVERAGE: ReadonlySet<string> = new Set(["cpu", "webgpu:0"]);
 
 let traces: string[] = [];
 try {

@@ -124,6 +124,8 @@ export class WebGpuDevice implements Device {
   /** Features granted. */
   readonly features: ReadonlySet<string>;
   readonly provider: string;
+  /** An emulated adapter (llvmpipe, SwiftShader): never the best device over the CPU. */
+  readonly emulated: boolean;
   #total: number;
   #allocated = 0;
   #nextId = 1;
@@ -161,8 +163,9 @@ export class WebGpuDevice implements Device {
         return 0;
       }
     })();
-    const software = (info as { isFallbackAdapter?: boolean }).isFallbackAdapter ||
-      /llvmpipe|swiftshader|software/i.test(info.description ?? "");
+    const software = (info as { isFallbackAdapter?: boolean }).isFallbackAdapter === true ||
+      /llvmpipe|lavapipe|swiftshader|software/i.test(`${info.description ?? ""} ${info.device ?? ""}`);
+    this.emulated = software;
     let memNote: string;
     if (env > 0) {
       this.#total = env * 2 ** 20;

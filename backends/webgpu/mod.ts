@@ -1,6 +1,6 @@
 /**
  * The WebGPU backend: one device ("webgpu:0") on the adapter a WebGPU provider offers. Preferred
- * over the CPU, below the native CUDA/HIP devices.
+ * over the CPU (unless the adapter is emulated, e.g. llvmpipe), below the native CUDA/HIP devices.
  * @module
  */
 
