@@ -7,11 +7,20 @@
 # test-backend-ops perf on the same shapes), replay (../shared/traces from .gpu/traces.tar.xz against
 # -d cuda:0 only), conformance (ggml's test-backend-ops against `rpc-server -d cuda:0`), models
 # (issue 6: llama-1b pp512/tg128 locally, through one server and split over two; MODEL_REPS reps).
+# WebGPU stages (issue 4/6; provider $WG_PROVIDER, default dawn): wgtest (backends/webgpu tests
+# against the CPU reference), wgreplay (the 352 recordings on webgpu:0), wgconf (test-backend-ops
+# against `rpc-server -d webgpu`), wgmodels (llama-1b pp512/tg128 locally, one server, two servers).
+# unpack: extracts .gpu/*.tar.xz (native library, ggml CPU build, Dawn's npm package as a DENO_DIR)
+# into .gpu/ first; compressed they fit one carry with Deno.
 # Carried: .gpu (Deno, the library built here into .gpu/native, ggml binaries). ggml-cuda (38 MB)
 # and Deno (31 MB) do not fit one 64 MiB carry together: carry ggml-cuda.tar.xz in a first call that
 # runs ggmlprep, then the rest in a second call on the still-warm machine. Outputs go to $OUT.
 set -u
+for a in .gpu/*.tar.xz; do
+  case "$*" in *unpack*) [ -f "$a" ] && [ "$a" != .gpu/ggml-cuda.tar.xz ] && [ "$a" != .gpu/traces.tar.xz ] && tar xJf "$a" -C .gpu ;; esac
+done
 source .gpu/enter.sh
+export GRAPHWIRE_WEBGPU_PROVIDER=${WG_PROVIDER:-dawn}
 export GRAPHWIRE_NATIVE_LIB=$PWD/.gpu/native/libgraphwire_cuda.so
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -83,6 +92,36 @@ for stage in "$@"; do
         --json "$OUT/conformance.json" --jobs 6 ${CONF_CHUNK_JOBS:+--chunk-jobs $CONF_CHUNK_JOBS} ${CONF_OPS:+--ops $CONF_OPS} ${CONF_FILTER:+--filter "$CONF_FILTER"} \
         2>&1 | tee "$OUT/conformance.log" | tail -80
       kill $SRV
+      ;;
+    unpack)
+      ls .gpu
+      ;;
+    wgtest)
+      deno test -A --no-check --unstable-webgpu backends/webgpu/ 2>&1 | tee "$OUT/wgtest.log" |
+        grep -E "FAILED|failed|ok \||passed|skipped|rror" | tail -40
+      ;;
+    wgreplay)
+      mkdir -p ../shared/traces && tar xJf .gpu/traces.tar.xz -C ../shared/traces
+      deno run -A --no-check --unstable-webgpu backends/cuda/replay.ts -d webgpu:0 --json "$OUT/wgreplay.json" 2>&1 |
+        tee "$OUT/wgreplay.log" | tail -20
+      ;;
+    wgconf)
+      deno run -A --no-check --unstable-webgpu cli/main.ts rpc-server -d webgpu -p $PORT > "$OUT/wgserver.log" 2>&1 &
+      SRV=$!
+      sleep 5
+      head -12 "$OUT/wgserver.log"
+      export LD_LIBRARY_PATH=$PWD/.gpu/ggml:${LD_LIBRARY_PATH:-}
+      deno run -A --no-check backends/cuda/conformance.ts --tbo .gpu/ggml/test-backend-ops --server 127.0.0.1:$PORT \
+        --json "$OUT/wgconf.json" --jobs ${CONF_JOBS:-8} ${CONF_CHUNK_JOBS:+--chunk-jobs $CONF_CHUNK_JOBS} ${CONF_OPS:+--ops $CONF_OPS} \
+        2>&1 | tee "$OUT/wgconf.log" | tail -40
+      kill $SRV
+      ;;
+    wgmodels)
+      for serve in "" "--serve" "--serve 2"; do
+        echo "--- llama-1b -d webgpu ($GRAPHWIRE_WEBGPU_PROVIDER) $serve"
+        deno run -A --no-check --unstable-webgpu cli/main.ts bench -m llama-1b -d webgpu -r ${MODEL_REPS:-2} $serve 2>&1 |
+          tee -a "$OUT/wgmodels.log" | grep -E "^\||rror"
+      done
       ;;
     models)
       for serve in "" "--serve" "--serve 2"; do
