@@ -80,6 +80,10 @@ export class WebGpuPlan implements Plan {
           (t.offset - (this.#merged?.get(t)?.start ?? Math.floor(t.offset / align) * align)) /
             elemSize(t.type),
         ),
+      sharesBinding: (a, b) => {
+        const r = this.#merged?.get(a);
+        return r !== undefined && r === this.#merged?.get(b);
+      },
       scratch: (bytes) => {
         const n = Math.max(1, Math.ceil(bytes / 4));
         const t = newTensor({ type: GgmlType.F32, ne: [n], name: "scratch" });

@@ -167,12 +167,14 @@ export function flashAttnDispatch(n: Tensor, info: BindInfo, sc: Tensor | null, 
     { tensor: k, write: false },
     { tensor: v, write: false },
   ];
-  const kv = kVec(k, info);
+  // V a view of K (MLA) in the buffer written: both scalar arrays of one type, one binding
+  const shared = info.sharesBinding?.(k, v) === true && k.type === v.type;
+  const kv = shared ? 1 : kVec(k, info);
   const kDecl = kv === 1
     ? declareTensor("k", k.type, 1, false)
     : `@group(0) @binding(1) var<storage, read> k: array<vec4<${k.type === F32 ? "f32" : "u32"}>>;\n` +
       (k.type === F32 ? "" : unpack8(k.type));
-  const vv = vVec(v, info);
+  const vv = !shared && vVec(v, info);
   const vDecl = vv
     ? `@group(0) @binding(2) var<storage, read> v: array<${v.type === F32 ? "vec4<f32>" : "vec2<u32>"}>;\n` +
       (v.type === F32

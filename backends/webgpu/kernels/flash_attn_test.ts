@@ -1,4 +1,5 @@
 /** FLASH_ATTN_EXT on WebGPU against the CPU reference: K/V types, mask, sinks, ALiBi, softcap, GQA. */
+import { nbytes, newTensor } from "../../../protocol/graph/tensor.ts";
 import { f32Param, GgmlOp, GgmlType, GpuCheck } from "./testing.ts";
 
 const gc = await GpuCheck.open();
@@ -63,3 +64,36 @@ Deno.test(
     await fa(64, 64, 1, 1, 1, 1000, F32, F32, { mask: true, maxBias: 4 });
   },
 );
+
+/**
+ * MLA (DeepSeek): V is a view of the first DV columns of K, and the output lives in the same buffer,
+ * so K and V overlap in a buffer the dispatch writes and must be served by one binding.
+ */
+async function faVofK(dk: number, dv: number, nq: number, h: number, nkv: number): Promise<void> {
+  const b = gc!.bed;
+  const q = b.tensor(F32, [dk, nq, h, 1]);
+  const kShape = newTensor({ type: F16, ne: [dk, nkv, 1, 1] });
+  const outShape = newTensor({ type: F32, ne: [dv, h, nq, 1] });
+  const outOff = Math.ceil((nbytes(kShape) + 40) / 256) * 256;
+  const arena = b.tensor(F16, [(outOff + nbytes(outShape)) / 2 + 32]);
+  const k = newTensor({ type: F16, ne: kShape.ne, op: GgmlOp.VIEW, viewSrc: arena, src: [arena] });
+  const v = newTensor({ type: F16, ne: [dv, nkv, 1, 1], nb: k.nb, op: GgmlOp.VIEW, viewSrc: k, src: [k] });
+  for (const t of [k, v]) [t.buffer, t.offset] = [arena.buffer, 0];
+  const vals = Array.from({ length: nkv * nq }, (_, i) => (i * 7919) % 5 === 0 ? -Infinity : Math.sin(i));
+  const mask = b.tensor(F16, [nkv, nq, 1, 1], { values: vals });
+  const out = newTensor({
+    type: F32,
+    ne: outShape.ne,
+    op: GgmlOp.FLASH_ATTN_EXT,
+    src: [q, k, v, mask, null],
+    opParams: new Int32Array([f32Param(1 / Math.sqrt(dk)), f32Param(0), f32Param(0)]) as unknown as number[],
+  });
+  [out.buffer, out.offset, out.name] = [arena.buffer, outOff, "out"];
+  await gc!.check(out, 1e-6);
+}
+
+Deno.test({ name: "webgpu FLASH_ATTN_EXT: V a view of K (MLA) in the buffer written", ignore }, async () => {
+  await faVofK(96, 64, 9, 4, 30); // one pass (keys fit one block: no split)
+  await faVofK(96, 64, 9, 4, 70); // split
+  await faVofK(160, 128, 1, 2, 300); // decode: keys split, then combined
+});
