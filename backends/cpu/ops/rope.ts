@@ -127,25 +127,32 @@ function fillCache(
   }
 }
 
+/**
+ * Whether ROPE node `n` is well formed as ggml defines it: f32/f16 in and out of one shape, a known
+ * mode, an even rotated width (op_params[1]) from n_offs (op_params[15]) inside the row, i32
+ * positions (four per token for the multi-section modes, non-negative sections), f32 frequency
+ * factors covering half the rotated width. Every device's ROPE support starts from this.
+ */
+export function ropeWellFormed(n: Tensor): boolean {
+  const a = n.src[0], pos = n.src[1], ff = n.src[2];
+  if (!a || !pos || (a.type !== F32 && a.type !== F16) || n.type !== a.type || !sameShape(a, n)) {
+    return false;
+  }
+  const nDims = opI32(n, 1), mode = opI32(n, 2), nOffs = opI32(n, 15);
+  if (!MODES.has(mode) || nDims <= 0 || nDims % 2 !== 0 || nDims > a.ne[0]) return false;
+  if (nOffs < 0 || nOffs % 2 !== 0 || nOffs + nDims > a.ne[0]) return false;
+  const mrope = (mode & MROPE) !== 0;
+  if (pos.type !== I32 || pos.ne[0] < a.ne[2] * (mrope ? 4 : 1)) return false;
+  if (mrope) {
+    const s = [opI32(n, 11), opI32(n, 12), opI32(n, 13), opI32(n, 14)];
+    if (s.some((x) => x < 0) || s[0] + s[1] + s[2] + s[3] <= 0) return false;
+  }
+  if (mode === VISION && (nDims * 2 !== a.ne[0] || nOffs !== 0)) return false;
+  return !ff || (ff.type === F32 && ff.ne[0] >= nDims / 2);
+}
+
 const rope: CpuKernel = {
-  supports: (n) => {
-    const a = n.src[0], pos = n.src[1], ff = n.src[2];
-    if (!a || !pos || (a.type !== F32 && a.type !== F16) || n.type !== a.type || !sameShape(a, n)) {
-      return false;
-    }
-    const nDims = opI32(n, 1), mode = opI32(n, 2), nOffs = opI32(n, 15);
-    if (!MODES.has(mode) || nDims <= 0 || nDims % 2 !== 0 || nDims > a.ne[0]) return false;
-    if (nOffs < 0 || nOffs % 2 !== 0 || nOffs + nDims > a.ne[0]) return false;
-    const mrope = (mode & MROPE) !== 0;
-    if (pos.type !== I32 || pos.ne[0] < a.ne[2] * (mrope ? 4 : 1)) return false;
-    if (mrope) {
-      const s = [opI32(n, 11), opI32(n, 12), opI32(n, 13), opI32(n, 14)];
-      if (s.some((x) => x < 0) || s[0] + s[1] + s[2] + s[3] <= 0) return false;
-    }
-    if (mode === VISION && (nDims * 2 !== a.ne[0] || nOffs !== 0)) return false;
-    if (ff && (ff.type !== F32 || ff.ne[0] < nDims / 2)) return false;
-    return true;
-  },
+  supports: ropeWellFormed,
   work: (n) => 8 * nelements(n),
   run: (n, ith, nth) => {
     const p = params(n);

@@ -12,8 +12,8 @@
  */
 
 import { GgmlType, typeName } from "../../../protocol/graph/types.ts";
-import { nbytes, opF32, opI32, sameShape, type Tensor } from "../../../protocol/graph/tensor.ts";
-import { yarnCorrDims } from "../../cpu/ops/rope.ts";
+import { nbytes, opF32, opI32, type Tensor } from "../../../protocol/graph/tensor.ts";
+import { ropeWellFormed, yarnCorrDims } from "../../cpu/ops/rope.ts";
 import { at, elementAddressable, entry, tensorFields } from "./access.ts";
 import {
   type BindInfo,
@@ -29,29 +29,16 @@ import {
 import { defineKernels } from "./registry.ts";
 
 const { F32, F16, I32 } = GgmlType;
-const NORMAL = 0, NEOX = 2, MROPE = 8, VISION = 24, IMROPE = 40;
-const MODES: ReadonlySet<number> = new Set([NORMAL, NEOX, MROPE, VISION, IMROPE]);
+const NORMAL = 0, MROPE = 8, VISION = 24, IMROPE = 40; // GGML_ROPE_TYPE_* (neox: 2)
 const WG = 256;
 const f = Math.fround;
 
 /** Whether ROPE node `n` is what this kernel computes. */
 export function supportsRope(n: Tensor): boolean {
-  const a = n.src[0], pos = n.src[1], ff = n.src[2];
-  if (!a || !pos || (a.type !== F32 && a.type !== F16) || n.type !== a.type || !sameShape(a, n)) return false;
-  if (!elementAddressable(a) || !elementAddressable(n) || !elementAddressable(pos)) {
-    return false;
-  }
-  const nDims = opI32(n, 1), mode = opI32(n, 2), nOffs = opI32(n, 15);
-  if (!MODES.has(mode) || nDims <= 0 || nDims % 2 !== 0 || nDims > a.ne[0]) return false;
-  if (nOffs < 0 || nOffs % 2 !== 0 || nOffs + nDims > a.ne[0]) return false;
-  const mrope = (mode & MROPE) !== 0;
-  if (pos.type !== I32 || pos.ne[0] < a.ne[2] * (mrope ? 4 : 1)) return false;
-  if (mrope) {
-    const s = [opI32(n, 11), opI32(n, 12), opI32(n, 13), opI32(n, 14)];
-    if (s.some((x) => x < 0) || s[0] + s[1] + s[2] + s[3] <= 0) return false;
-  }
-  if (mode === VISION && (nDims * 2 !== a.ne[0] || nOffs !== 0)) return false;
-  if (ff && (ff.type !== F32 || ff.ne[0] < nDims / 2 || !elementAddressable(ff))) return false;
+  if (!ropeWellFormed(n)) return false;
+  const a = n.src[0]!, pos = n.src[1]!, ff = n.src[2];
+  if (!elementAddressable(a) || !elementAddressable(n) || !elementAddressable(pos)) return false;
+  if (ff && !elementAddressable(ff)) return false;
   return grid(Math.ceil(Math.ceil(a.ne[0] / 2) * a.ne[1] * a.ne[2] * a.ne[3] / WG)) !== null;
 }
 
