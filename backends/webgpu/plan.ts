@@ -334,7 +334,7 @@ function shareBindings(d: Dispatch, ranges: Range[]): { code: string; layoutKey:
     d.bindings.forEach((b, k) => {
       if (b.write || !written.has(ranges[k].buffer)) return;
       let j = d.bindings.findIndex((w, jj) => w.write && ranges[jj] === ranges[k]);
-      if (j < 0) j = d.bindings.findIndex((r, m) => m < k && key[m] === "w" && ranges[m] === ranges[k]);
+      if (j < 0) j = d.bindings.findIndex((_r, m) => m < k && key[m] === "w" && ranges[m] === ranges[k]);
       if (j >= 0 && !d.bindings[j].atomic) {
         const mine = code.match(decl(k, "read")), theirs = code.match(decl(j, "read_write"));
         if (mine && theirs && mine[2] === theirs[2]) {
