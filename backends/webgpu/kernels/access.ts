@@ -14,10 +14,13 @@ export const ROW_WG = 256;
 
 /**
  * WGSL: `wg_sum(v, t)` and `wg_max(v, t)` over the ROW_WG invocations of a workgroup (t: local
- * index), through workgroup memory; call from uniform control flow.
+ * index), through workgroup memory; call from uniform control flow. Each starts with a barrier:
+ * without it a second reduction in one shader (NORM's mean, then its variance) read a wrong sum on
+ * Dawn's OpenGL ES backend over llvmpipe, though one barrier already ends the previous reduction.
  */
 export const WG_REDUCE = `var<workgroup> red_sh: array<f32, ${ROW_WG}>;
 fn wg_sum(v: f32, t: u32) -> f32 {
+  workgroupBarrier();
   red_sh[t] = v;
   workgroupBarrier();
   for (var s = ${ROW_WG / 2}u; s > 0u; s >>= 1u) {
@@ -29,6 +32,7 @@ fn wg_sum(v: f32, t: u32) -> f32 {
   return r;
 }
 fn wg_max(v: f32, t: u32) -> f32 {
+  workgroupBarrier();
   red_sh[t] = v;
   workgroupBarrier();
   for (var s = ${ROW_WG / 2}u; s > 0u; s >>= 1u) {
