@@ -15,6 +15,7 @@
 import { parseArgs, UsageError } from "./args.ts";
 import {
   callerCwd,
+  dawnLibrary,
   ENTRY,
   findWorkers,
   localModules,
@@ -168,6 +169,12 @@ export async function compile(
     log(`      ${lib.slice(root.length + 1)} -> ${dir}/${base}`);
   }
   if (!natives.length) log(`      none built (deno task build:native builds the CUDA/HIP one)`);
+  const dawn = dawnLibrary();
+  if (dawn) {
+    const base = dawn.slice(dawn.lastIndexOf("/") + 1);
+    await Deno.copyFile(dawn, `${dir}/${base}`);
+    log(`      ${dawn} -> ${dir}/${base} (Dawn, the fast WebGPU provider)`);
+  }
   log(`\n${output}\nOn a worker: ./${output.slice(dir.length + 1)} rpc-server -H 0.0.0.0 -p 50052`);
   return output;
 }

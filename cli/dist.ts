@@ -1,9 +1,12 @@
 /**
  * What `deno task compile` (cli/compile.ts) and `deno task package` (cli/package.ts) share: the
  * permissions graphwire runs with, the platform name in the output files, the source tree's module
- * graph with the web workers it starts, and the native libraries built beside it.
+ * graph with the web workers it starts, and the native libraries built beside it (Dawn's too).
  * @module
  */
+
+import { DAWN_NPM_VERSION, dawnPackage } from "../backends/webgpu/providers/dawn_ffi.ts";
+import { findPackageFile } from "../backends/webgpu/providers/npm.ts";
 
 /** The permissions graphwire runs with (the rpc-server and bench tasks' flags, as one set). */
 export const RUN_PERMISSIONS: readonly string[] = [
@@ -139,6 +142,15 @@ export async function nativeLibraries(root: string): Promise<string[]> {
     if (!byName.has(name)) byName.set(name, p);
   }
   return [...byName.values()];
+}
+
+/**
+ * Dawn's library (the `dawn` WebGPU provider) from Deno's npm cache, when this machine has it; the
+ * provider finds it beside the runtime (the package's `deno`, a compiled executable).
+ */
+export function dawnLibrary(): string | undefined {
+  const pkg = dawnPackage();
+  return "reason" in pkg ? undefined : findPackageFile(pkg.name, DAWN_NPM_VERSION, pkg.file);
 }
 
 /** A byte count for progress lines, e.g. `95.6 MB`. */

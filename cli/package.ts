@@ -1,7 +1,8 @@
 /**
  * `deno task package`: the offline worker package `dist/graphwire-worker-<os>-<arch>.tar.gz`, made
  * from what this machine has: the Deno binary running this build, graphwire bundled by `deno bundle`
- * (with the web workers it starts), the native libraries when they are built, and a launcher
+ * (with the web workers it starts), the native libraries when they are built, Dawn's WebGPU library
+ * when Deno's cache has it (the fast `dawn` provider), and a launcher
  * `graphwire` (a POSIX sh script; `graphwire.cmd` on Windows). Unpacked anywhere, `./graphwire
  * rpc-server ...` runs with no network and no Deno installed.
  *
@@ -12,6 +13,7 @@
 import { parseArgs, UsageError } from "./args.ts";
 import {
   callerCwd,
+  dawnLibrary,
   ENTRY,
   findWorkers,
   localModules,
@@ -115,7 +117,9 @@ function readme(name: string, natives: string[], denoVersion: string): string {
   ./graphwire bench --help                       llama-bench for ggml RPC
 
 Needs nothing else: no Deno installed, no network. Contents: deno (the runtime), graphwire.js (the
-bundled code)${natives.length ? `, ${natives.join(", ")} (native CUDA/HIP backend)` : ""}, and this launcher.
+bundled code)${
+    natives.length ? `, ${natives.join(", ")} (native CUDA/HIP backend; Dawn for WebGPU)` : ""
+  }, and this launcher.
 
 SECURITY: the ggml RPC protocol has no authentication and no encryption. Anyone who can reach the
 port can allocate memory and run compute on this host. Listen on loopback (the default) or on a
@@ -257,6 +261,14 @@ export async function buildPackage(
       log(`      ${lib.slice(root.length + 1)}`);
     }
     if (!natives.length) log(`      none built (deno task build:native builds the CUDA/HIP one)`);
+    const dawn = dawnLibrary();
+    if (dawn) {
+      await Deno.copyFile(dawn, `${pkg}/${dawn.slice(dawn.lastIndexOf("/") + 1)}`);
+      natives.push(dawn);
+      log(`      ${dawn} (Dawn, the fast WebGPU provider)`);
+    } else {
+      log(`      no Dawn library in Deno's cache: the package's WebGPU waits with Deno's built-in provider`);
+    }
 
     step(6, `launcher and archive`);
     await Deno.writeTextFile(`${pkg}/graphwire`, shLauncher());

@@ -4,6 +4,7 @@
  * (only sh), and the packaged `./graphwire rpc-client info` against it.
  */
 
+import { dawnLibrary } from "../cli/dist.ts";
 import { buildPackage, LAUNCH_FLAGS, relinkWorkers, shLauncher } from "../cli/package.ts";
 import { assert, assertEquals } from "./asserts.ts";
 
@@ -161,6 +162,25 @@ Deno.test({
         .output();
       assertEquals(help.code, 0, dec.decode(help.stderr));
       assert.match(dec.decode(help.stdout), /rpc-server/);
+
+      // Dawn's library, when this machine's Deno cache has it, ships beside the package's deno and is
+      // found there with no Deno cache at all (HOME and DENO_DIR hold nothing).
+      if (dawnLibrary()) {
+        assert.ok(Deno.statSync(`${dir}/libwebgpu_wrapper.so`).isFile, "Dawn's library in the package");
+        const list = await new Deno.Command(`${dir}/graphwire`, {
+          args: ["rpc-server", "--list-devices", "--webgpu-provider", "dawn"],
+          cwd: dir,
+          clearEnv: true,
+          env,
+          stdin: "null",
+        }).output();
+        const said = dec.decode(list.stdout) + dec.decode(list.stderr);
+        assert.ok(!/not in Deno's cache|could not be fetched/.test(said), said);
+      } else {
+        console.log(
+          "no Dawn library in this machine's Deno cache: the package ships none (checked elsewhere)",
+        );
+      }
     } finally {
       await Deno.remove(tmp, { recursive: true }).catch(() => {});
     }

@@ -10,7 +10,8 @@
  *   `bun-webgpu-darwin-*` builds on macOS),
  *   loaded with `Deno.dlopen` (needs `--allow-ffi`); graphwire implements the WebGPU JS API over
  *   it (dawn.ts) and waits with `wgpuInstanceWaitAny`, blocking in the driver until the GPU
- *   signals instead of sleeping. Library: `$GRAPHWIRE_DAWN_LIB`, else the npm package.
+ *   signals instead of sleeping. Library: `$GRAPHWIRE_DAWN_LIB`, else one beside the running
+ *   executable (the worker package ships it there), else the npm package.
  * - `dawn-node`: Dawn's Node.js binding (npm `webgpu`, dawn.node) loaded through Deno's Node
  *   compatibility (needs `--allow-ffi`).
  *
@@ -105,10 +106,26 @@ async function loadDeno(): Promise<LoadedProvider> {
   });
 }
 
+/**
+ * Dawn's library beside the running executable (the worker package ships it next to its `deno`, a
+ * compiled graphwire looks next to itself), when it is there.
+ */
+export function besideRuntime(): string | undefined {
+  const pkg = dawnPackage();
+  if ("reason" in pkg) return undefined;
+  try {
+    const exe = Deno.execPath();
+    const p = `${exe.slice(0, Math.max(exe.lastIndexOf("/"), exe.lastIndexOf("\\")) + 1)}${pkg.file}`;
+    return Deno.statSync(p).isFile ? p : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 let dawnGpu: GPU | undefined;
 async function loadDawn(fetch: boolean): Promise<LoadedProvider> {
   if (!dawnGpu) {
-    let path = env("GRAPHWIRE_DAWN_LIB");
+    let path = env("GRAPHWIRE_DAWN_LIB") ?? besideRuntime();
     if (!path) {
       const pkg = dawnPackage();
       if ("reason" in pkg) throw new ProviderUnavailableError("dawn", pkg.reason);
