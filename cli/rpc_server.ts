@@ -100,6 +100,15 @@ export async function rpcServerMain(argv: string[]): Promise<number> {
         `!!! never expose this server to an untrusted network.\n`,
     );
   }
+  const slowWaits = devices.some((d) =>
+    d.kind === "webgpu" && !d.emulated && (d as { provider?: string }).provider === "deno"
+  );
+  if (slowWaits && !values["webgpu-provider"] && !Deno.env.get("GRAPHWIRE_WEBGPU_PROVIDER")) {
+    lines.push(
+      `note: WebGPU runs on Deno's built-in provider, whose every wait for the GPU costs >= 10 ms; fetch the`,
+      `      Dawn provider once (npm) with: deno task rpc-server --webgpu-provider dawn --list-devices`,
+    );
+  }
   console.log(lines.join("\n"));
   const stop = () => server.close();
   try {
