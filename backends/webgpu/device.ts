@@ -9,8 +9,9 @@
  * - Alignment (GET_ALIGNMENT): 256 bytes, or minStorageBufferOffsetAlignment if larger. ggml's
  *   allocator then places every tensor at a bindable offset, so only views carry a remainder.
  * - Memory: WebGPU does not tell free memory. The device counts what it allocated against a total:
- *   `GRAPHWIRE_WEBGPU_MEMORY_MB` when set, else host RAM for a CPU or integrated adapter (they share
- *   it), else 8 GiB for a discrete one; the description says which.
+ *   `GRAPHWIRE_WEBGPU_MEMORY_MB` when set, else the largest device-local memory heap where the
+ *   provider reports heaps (Dawn: Vulkan, D3D12, Metal), else host RAM for a CPU or integrated
+ *   adapter (they share it), else 8 GiB for a discrete one; the description says which.
  * - Features used when present: shader-f16, timestamp-query, subgroups (requested even when the
  *   adapter does not list it, as Deno's wgpu accepts it; shaders then omit `enable subgroups;`).
  * @module
@@ -166,10 +167,15 @@ export class WebGpuDevice implements Device {
     const software = (info as { isFallbackAdapter?: boolean }).isFallbackAdapter === true ||
       /llvmpipe|lavapipe|swiftshader|software/i.test(`${info.description ?? ""} ${info.device ?? ""}`);
     this.emulated = software;
+    const heaps = (info as { memoryHeaps?: { size: number; deviceLocal: boolean }[] }).memoryHeaps;
+    const deviceLocal = Math.max(0, ...(heaps ?? []).filter((h) => h.deviceLocal).map((h) => h.size));
     let memNote: string;
     if (env > 0) {
       this.#total = env * 2 ** 20;
       memNote = "memory total from GRAPHWIRE_WEBGPU_MEMORY_MB";
+    } else if (deviceLocal > 0 && !software) {
+      this.#total = deviceLocal;
+      memNote = "memory total = the adapter's largest device-local heap";
     } else if (software || /integrated/i.test(info.description ?? "")) {
       this.#total = hostMemory();
       memNote = "memory total = host RAM (shared)";

@@ -28,10 +28,12 @@ import {
   CallbackMode,
   type DawnLib,
   FEATURES,
+  HEAP_DEVICE_LOCAL,
   LIMITS,
   LIMITS_SIZE,
   SIZE,
   STYPE_DAWN_TOGGLES_DESCRIPTOR,
+  STYPE_MEMORY_HEAPS,
   STYPE_SHADER_SOURCE_WGSL,
   U32_UNDEFINED,
   U64_MAX,
@@ -396,6 +398,42 @@ export interface DawnAdapterInfo {
   isFallbackAdapter: boolean;
   /** Dawn's backend ("vulkan", "opengles", ...): not in the standard API. */
   backend: string;
+  /**
+   * The adapter's memory heaps (Dawn's AdapterPropertiesMemoryHeaps, where the backend reports
+   * them: Vulkan, D3D12, Metal), bytes and whether device-local; not in the standard API.
+   */
+  memoryHeaps?: { size: number; deviceLocal: boolean }[];
+}
+
+/**
+ * The adapter's memory heaps through a chained AdapterPropertiesMemoryHeaps, or undefined when the
+ * adapter does not report them. The heap array Dawn allocates is left allocated (one small array
+ * per adapter opened; freeing it takes the struct by value).
+ */
+function memoryHeaps(
+  rt: Runtime,
+  adapter: Ptr,
+  backend: string,
+): { size: number; deviceLocal: boolean }[] | undefined {
+  // the backends Dawn reports heaps for (asking others logs an error)
+  if (!["vulkan", "d3d12", "metal"].includes(backend)) return undefined;
+  // chain {next, sType}, heapCount (size_t), heapInfo*
+  const heaps = new Uint8Array(32);
+  const hv = new DataView(heaps.buffer);
+  hv.setUint32(8, STYPE_MEMORY_HEAPS, true);
+  const b = new Uint8Array(SIZE.adapterInfo);
+  new DataView(b.buffer).setBigUint64(0, pv(Deno.UnsafePointer.of(heaps)), true);
+  if (rt.lib.zwgpuAdapterGetInfo(adapter, b) !== 1 /* WGPUStatus_Success */) return undefined;
+  const count = hv.getBigUint64(16, true), at = hv.getBigUint64(24, true);
+  if (count < 1n || count > 64n || at === 0n) return undefined;
+  const v = new Deno.UnsafePointerView(Deno.UnsafePointer.create(at)!);
+  const out: { size: number; deviceLocal: boolean }[] = [];
+  for (let i = 0; i < Number(count); i++) {
+    const props = v.getBigUint64(16 * i), size = v.getBigUint64(16 * i + 8);
+    if (props > 0x1fn || size === 0n || size > 1n << 50n) return undefined; // not heaps after all
+    out.push({ size: Number(size), deviceLocal: (props & HEAP_DEVICE_LOCAL) !== 0n });
+  }
+  return out;
 }
 
 function adapterInfo(rt: Runtime, adapter: Ptr): DawnAdapterInfo {
@@ -403,15 +441,17 @@ function adapterInfo(rt: Runtime, adapter: Ptr): DawnAdapterInfo {
   rt.lib.zwgpuAdapterGetInfo(adapter, b);
   const v = new Deno.UnsafePointerView(Deno.UnsafePointer.of(b)!);
   const sv = (o: number) => readView(v.getPointer(o), v.getBigUint64(o + 8));
+  const backend = BACKENDS[v.getUint32(72)] ?? String(v.getUint32(72));
   return {
     vendor: sv(8),
     architecture: sv(24),
     device: sv(40),
     description: sv(56),
-    backend: BACKENDS[v.getUint32(72)] ?? String(v.getUint32(72)),
+    backend,
     isFallbackAdapter: v.getUint32(76) === 3, // WGPUAdapterType_CPU
     subgroupMinSize: v.getUint32(88),
     subgroupMaxSize: v.getUint32(92),
+    memoryHeaps: memoryHeaps(rt, adapter, backend),
   };
 }
 

@@ -105,6 +105,13 @@ export const WaitStatus = { Success: 1, TimedOut: 2 } as const;
 export const STYPE_SHADER_SOURCE_WGSL = 2;
 /** `WGPUSType_DawnTogglesDescriptor`. */
 export const STYPE_DAWN_TOGGLES_DESCRIPTOR = 0x5000a;
+/**
+ * `WGPUSType_AdapterPropertiesMemoryHeaps` in this Dawn build (0x50014 in later ones, where it is
+ * AdapterPropertiesD3D here: Dawn says so when asked on an adapter that has neither).
+ */
+export const STYPE_MEMORY_HEAPS = 0x50013;
+/** `WGPUHeapProperty_DeviceLocal`. */
+export const HEAP_DEVICE_LOCAL = 0x1n;
 /** `WGPU_STRLEN` / `WGPU_WHOLE_SIZE` / `WGPU_LIMIT_U64_UNDEFINED`. */
 export const U64_MAX = 0xffffffffffffffffn;
 /** `WGPU_LIMIT_U32_UNDEFINED`. */
