@@ -108,7 +108,7 @@ export function cmdLauncher(): string {
   ].join("\r\n");
 }
 
-function readme(name: string, natives: string[], denoVersion: string): string {
+function readme(name: string, natives: string[], dawn: string | undefined, denoVersion: string): string {
   return `${name}: a graphwire worker package (graphwire ${version()}, Deno ${denoVersion}).
 
   ./graphwire rpc-server -H 0.0.0.0 -p 50052     serve this host's devices to llama.cpp --rpc
@@ -117,8 +117,8 @@ function readme(name: string, natives: string[], denoVersion: string): string {
   ./graphwire bench --help                       llama-bench for ggml RPC
 
 Needs nothing else: no Deno installed, no network. Contents: deno (the runtime), graphwire.js (the
-bundled code)${
-    natives.length ? `, ${natives.join(", ")} (native CUDA/HIP backend; Dawn for WebGPU)` : ""
+bundled code)${natives.length ? `, ${natives.join(", ")} (native CUDA/HIP backend)` : ""}${
+    dawn ? `, ${dawn} (Dawn, the fast WebGPU provider)` : ""
   }, and this launcher.
 
 SECURITY: the ggml RPC protocol has no authentication and no encryption. Anyone who can reach the
@@ -262,9 +262,9 @@ export async function buildPackage(
     }
     if (!natives.length) log(`      none built (deno task build:native builds the CUDA/HIP one)`);
     const dawn = dawnLibrary();
+    const dawnBase = dawn?.slice(dawn.lastIndexOf("/") + 1);
     if (dawn) {
-      await Deno.copyFile(dawn, `${pkg}/${dawn.slice(dawn.lastIndexOf("/") + 1)}`);
-      natives.push(dawn);
+      await Deno.copyFile(dawn, `${pkg}/${dawnBase}`);
       log(`      ${dawn} (Dawn, the fast WebGPU provider)`);
     } else {
       log(`      no Dawn library in Deno's cache: the package's WebGPU waits with Deno's built-in provider`);
@@ -276,7 +276,7 @@ export async function buildPackage(
     if (windows) await Deno.writeTextFile(`${pkg}/graphwire.cmd`, cmdLauncher());
     await Deno.writeTextFile(
       `${pkg}/README.txt`,
-      readme(name, natives.map((p) => p.slice(p.lastIndexOf("/") + 1)), Deno.version.deno),
+      readme(name, natives.map((p) => p.slice(p.lastIndexOf("/") + 1)), dawnBase, Deno.version.deno),
     );
     await Deno.mkdir(output.slice(0, Math.max(output.lastIndexOf("/"), 0)) || ".", { recursive: true });
     const tar = await runCommand("tar", ["-czf", output, "-C", stage, name]).catch((e) => ({

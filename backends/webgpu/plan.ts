@@ -158,14 +158,13 @@ export class WebGpuPlan implements Plan {
   #overlapping(node: Tensor): Map<Tensor, Range> | null {
     const buffer = node.buffer as WebGpuBuffer | null;
     if (!buffer) return null;
-    const align = this.device.storageAlign;
     const members: Tensor[] = [node];
     for (const s of node.src) if (s && s.buffer === buffer && !members.includes(s)) members.push(s);
     if (members.length === 1) return null;
-    const spans = members.map((t) => [
-      Math.floor(t.offset / align) * align,
-      roundUp4(t.offset + Math.max(nbytes(t), elemSize(t.type))),
-    ]);
+    const spans = members.map((t) => {
+      const r = this.#range(t);
+      return [r.start, r.start + r.size];
+    });
     // union-find over pairwise overlaps
     const root = members.map((_, i) => i);
     const find = (i: number): number => root[i] === i ? i : (root[i] = find(root[i]));
@@ -183,7 +182,7 @@ export class WebGpuPlan implements Plan {
     for (const g of groups.values()) {
       if (g.length === 1) continue;
       const start = Math.min(...g.map((i) => spans[i][0]));
-      const end = Math.min(Math.max(...g.map((i) => spans[i][1])), buffer.gpu.size);
+      const end = Math.max(...g.map((i) => spans[i][1]));
       if (end - start > this.device.caps.maxStorageBufferBindingSize) continue;
       const r: Range = { buffer, start, size: Math.max(4, end - start) };
       out ??= new Map();

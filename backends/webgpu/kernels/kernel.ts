@@ -89,7 +89,7 @@ export interface BindInfo {
   /** {@linkcode byteOffset} in elements of the tensor's type (i64: 8-byte elements). */
   elemOffset(t: Tensor): number;
   /**
-   * Whether `a` and `b` are bound over one range (they overlap in a buffer the dispatch writes):
+   * Whether `a` and `b` are bound over one range (they overlap in the buffer the node writes):
    * declare them with one element type then, so that one binding serves both (see above).
    */
   sharesBinding?(a: Tensor, b: Tensor): boolean;
