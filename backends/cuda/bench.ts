@@ -2,7 +2,9 @@
  * Measurements of the native device on a GPU host (`deno run -A backends/cuda/bench.ts [--json F]`):
  *
  * - the issue's anchor shapes (MUL_MAT 4096×14336 at n = 1, 8, 512; SOFT_MAX; FLASH_ATTN_EXT decode;
- *   a transposing CPY; fused SWIGLU), device time per run from device events around replays;
+ *   a transposing CPY; fused SWIGLU), device time per node from device events around replays of a
+ *   plan that repeats the node 16 times (as test-backend-ops perf repeats an op in one graph), and
+ *   per replay of the node alone;
  * - a 1000-node graph: plain launches against one CUDA-graph replay, and the CPU cost of building
  *   and updating its plan;
  * - GRAPH_RECOMPUTE plus one GET_TENSOR through graphwire's server on loopback.
@@ -139,6 +141,17 @@ function timePlan(dev: CudaDevice, g: Graph, targetMs = 300): number {
   }
 }
 
+/**
+ * The graph with its nodes repeated `r` times, as ggml's test-backend-ops perf repeats an op in one
+ * graph: back-to-back kernels without a graph launch between them.
+ */
+function repeated(g: Graph, r: number): Graph {
+  return { ...g, nodes: Array.from({ length: r }, () => g.nodes).flat(), uid: 0n };
+}
+
+/** Nodes per repeated graph. */
+const REPEAT = 16;
+
 /** A chain of `n` small dependent element-wise nodes on a [4096] f32 tensor. */
 function chain(b: GraphBuilder, n: number): Tensor {
   let y = b.newTensor(F32, [4096]);
@@ -150,7 +163,16 @@ function chain(b: GraphBuilder, n: number): Tensor {
 export interface BenchReport {
   device: string;
   blas: string;
-  anchors: { name: string; us: number; anchorUs: number; gbps: number; tflops?: number; ggml: string }[];
+  /** us: per node of a graph repeating it (as ggml's perf mode); singleUs: per replay of the one node. */
+  anchors: {
+    name: string;
+    us: number;
+    singleUs: number;
+    anchorUs: number;
+    gbps: number;
+    tflops?: number;
+    ggml: string;
+  }[];
   graph1000: {
     plainUs: number;
     replayUs: number;
@@ -183,15 +205,44 @@ export async function runBench(
   };
   // alternatives measured beside the default, each with the options that select it
   const variants: { anchor: RegExp; label: string; options: [number, number][] }[] = [
-    { anchor: / n=1$/, label: "1 row/block", options: [[NativeOption.MATVEC_ROWS, 1]] },
-    { anchor: / n=1$/, label: "2 rows/block", options: [[NativeOption.MATVEC_ROWS, 2]] },
-    { anchor: / n=1$/, label: "4 rows/block", options: [[NativeOption.MATVEC_ROWS, 4]] },
-    { anchor: / n=8$/, label: "4 rows/block", options: [[NativeOption.MATVEC_ROWS, 4]] },
-    { anchor: / n=8$/, label: "8 rows/block", options: [[NativeOption.MATVEC_ROWS, 8]] },
+    {
+      anchor: / n=1$/,
+      label: "2 rows/block, 4 warps",
+      options: [[NativeOption.MATVEC_ROWS, 2], [NativeOption.MATVEC_WARPS, 4]],
+    },
+    {
+      anchor: / n=1$/,
+      label: "4 rows/block, 4 warps",
+      options: [[NativeOption.MATVEC_ROWS, 4], [NativeOption.MATVEC_WARPS, 4]],
+    },
+    {
+      anchor: / n=1$/,
+      label: "4 rows/block, 8 warps",
+      options: [[NativeOption.MATVEC_ROWS, 4], [NativeOption.MATVEC_WARPS, 8]],
+    },
+    {
+      anchor: / n=1$/,
+      label: "1 row/block, 8 warps",
+      options: [[NativeOption.MATVEC_ROWS, 1], [NativeOption.MATVEC_WARPS, 8]],
+    },
+    { anchor: / n=8$/, label: "SIMT, 4 rows x 1", options: [[NativeOption.MATVEC_MMA_COLS, 9]] },
+    {
+      anchor: / n=8$/,
+      label: "SIMT, 8 rows x 1",
+      options: [[NativeOption.MATVEC_MMA_COLS, 9], [NativeOption.MATVEC_ROWS, 8]],
+    },
+    { anchor: / n=8$/, label: "tensor cores, 2 chunks/warp", options: [[NativeOption.MATVEC_UNROLL, 2]] },
+    { anchor: / n=8$/, label: "tensor cores, 8 chunks/warp", options: [[NativeOption.MATVEC_UNROLL, 8]] },
     { anchor: /^FLASH/, label: "2 blocks/SM", options: [[NativeOption.FA_BLOCKS_PER_SM, 2]] },
-    { anchor: /^FLASH/, label: "4 blocks/SM", options: [[NativeOption.FA_BLOCKS_PER_SM, 4]] },
     { anchor: /^FLASH/, label: "8 blocks/SM", options: [[NativeOption.FA_BLOCKS_PER_SM, 8]] },
-    { anchor: /^FLASH/, label: "16 blocks/SM", options: [[NativeOption.FA_BLOCKS_PER_SM, 16]] },
+    { anchor: /^CPY/, label: "tiles along the swapped dim", options: [[NativeOption.COPY_ORDER, 1]] },
+    { anchor: /^CPY/, label: "32 blocks/SM", options: [[NativeOption.COPY_BLOCKS_PER_SM, 32]] },
+    { anchor: /^CPY/, label: "32-row tiles", options: [[NativeOption.COPY_ROWS, 32]] },
+    {
+      anchor: /^CPY/,
+      label: "32-row tiles, 32 blocks/SM",
+      options: [[NativeOption.COPY_ROWS, 32], [NativeOption.COPY_BLOCKS_PER_SM, 32]],
+    },
     { anchor: / n=512$/, label: "own tensor-core GEMM (no cuBLAS)", options: [[NativeOption.BLAS, 0]] },
   ];
   for (const a of anchors()) {
@@ -199,24 +250,28 @@ export async function runBench(
     const b = new GraphBuilder();
     const g = b.build(a.build(b));
     const buf = await placeRandom(dev, g);
+    const rep = repeated(g, REPEAT);
     try {
       for (const v of variants) {
         if (!v.anchor.test(a.name)) continue;
         const saved = v.options.map(([k]) => [k, getOption(dev.native, k)] as [number, number]);
         for (const [k, val] of v.options) setOption(dev.native, k, val);
-        const us = timePlan(dev, g) * 1000;
+        const us = timePlan(dev, rep) * 1000 / REPEAT;
         for (const [k, val] of saved) setOption(dev.native, k, val);
         log(`  variant ${a.name} ${v.label}: ${us.toFixed(1)} µs`);
       }
-      const ms = timePlan(dev, g);
+      const singleUs = timePlan(dev, g) * 1000;
+      const ms = timePlan(dev, rep) / REPEAT;
       const us = ms * 1000;
       const gbps = a.bytes / (ms / 1000) / 1e9;
       const tflops = a.flops ? a.flops / (ms / 1000) / 1e12 : undefined;
-      report.anchors.push({ name: a.name, us, anchorUs: a.anchorUs, gbps, tflops, ggml: a.ggml });
+      report.anchors.push({ name: a.name, us, singleUs, anchorUs: a.anchorUs, gbps, tflops, ggml: a.ggml });
       log(
-        `${a.name.padEnd(46)} ${us.toFixed(1).padStart(8)} µs  ${gbps.toFixed(0).padStart(5)} GB/s${
-          tflops ? `  ${tflops.toFixed(1)} TFLOP/s` : ""
-        }  (anchor ${a.anchorUs} µs, ${(a.anchorUs / us).toFixed(2)}x)`,
+        `${a.name.padEnd(46)} ${us.toFixed(1).padStart(8)} µs (alone ${singleUs.toFixed(1).padStart(7)})  ${
+          gbps.toFixed(0).padStart(5)
+        } GB/s${tflops ? `  ${tflops.toFixed(1)} TFLOP/s` : ""}  (anchor ${a.anchorUs} µs, ${
+          (a.anchorUs / us).toFixed(2)
+        }x)`,
       );
     } finally {
       buf.free();

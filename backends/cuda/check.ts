@@ -688,7 +688,16 @@ export function opCases(): OpCase[] {
   // matrix products
   for (const ta of FLOATS) {
     for (
-      const [m, n, k] of [[64, 1, 256], [64, 3, 256], [64, 8, 256], [70, 9, 96], [130, 67, 264], [33, 17, 30]]
+      const [m, n, k] of [
+        [64, 1, 256],
+        [64, 3, 256],
+        [64, 8, 256],
+        [70, 5, 72],
+        [100, 4, 40],
+        [70, 9, 96],
+        [130, 67, 264],
+        [33, 17, 30],
+      ]
     ) {
       cases.push({
         name: `MUL_MAT ${TN[ta]} x f32 m=${m} n=${n} k=${k}`,

@@ -365,7 +365,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "every kernel path of MUL_MAT agrees with the reference (cuBLAS or own GEMM, mat-vec block shapes)",
+  name:
+    "every kernel path agrees with the reference (MUL_MAT: cuBLAS or own GEMM, mat-vec shapes; FLASH_ATTN_EXT splits; transposing copies)",
   ignore: !haveGpu,
   fn: async () => {
     const dev = gpu!;
@@ -376,6 +377,20 @@ Deno.test({
       ["mat-vec, 1 row", NativeOption.MATVEC_ROWS, 1, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=1/],
       ["mat-vec, 2 rows", NativeOption.MATVEC_ROWS, 2, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=1/],
       ["mat-vec, 4 rows", NativeOption.MATVEC_ROWS, 4, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=[18]/],
+      ["mat-vec, 8 warps", NativeOption.MATVEC_WARPS, 8, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=[18]/],
+      ["mat-vec, 4 warps", NativeOption.MATVEC_WARPS, 4, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=[18]/],
+      [
+        "mat-vec, 4 rows x 2 / tensor cores x 2",
+        NativeOption.MATVEC_UNROLL,
+        2,
+        /MUL_MAT (f16|bf16|f32) x f32 m=64 n=8/,
+      ],
+      ["mat-vec, tensor cores x 8", NativeOption.MATVEC_UNROLL, 8, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=8/],
+      ["mat-vec, SIMT only", NativeOption.MATVEC_MMA_COLS, 9, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=8/],
+      ["FA, 1 block per SM", NativeOption.FA_BLOCKS_PER_SM, 1, /FLASH_ATTN_EXT/],
+      ["copy, 32-row tiles", NativeOption.COPY_ROWS, 32, /CPY .* transposed|CONT .* permute/],
+      ["copy, tiles along the swapped dim", NativeOption.COPY_ORDER, 1, /CPY .* transposed|CONT .* permute/],
+      ["copy, 32 blocks per SM", NativeOption.COPY_BLOCKS_PER_SM, 32, /CPY .* transposed|CONT .* permute/],
     ];
     for (const [what, key, value, filter] of paths) {
       const saved = getOption(dev.native, key);

@@ -63,6 +63,12 @@ export const NativeOption = {
   MATVEC_MAX_COLS: 5,
   MATVEC_ROWS: 6,
   FA_BLOCKS_PER_SM: 7,
+  MATVEC_WARPS: 8,
+  COPY_BLOCKS_PER_SM: 9,
+  COPY_ORDER: 10,
+  MATVEC_UNROLL: 11,
+  MATVEC_MMA_COLS: 12,
+  COPY_ROWS: 13,
 } as const;
 
 /** A loaded library and what it says of itself. */

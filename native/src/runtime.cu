@@ -168,6 +168,30 @@ gw_status gw_set_option(int32_t key, int64_t value) {
       if (value < 0 || value > 64) return fail(GW_ERR_INVALID, "FA blocks per SM %lld out of range", (long long)value);
       g_options.fa_blocks_per_sm = (int)value;
       return GW_OK;
+    case GW_OPT_MATVEC_WARPS:
+      if (value != 0 && value != 4 && value != 8) return fail(GW_ERR_INVALID, "mat-vec warps %lld: 0, 4 or 8", (long long)value);
+      g_options.matvec_warps = (int)value;
+      return GW_OK;
+    case GW_OPT_COPY_BLOCKS_PER_SM:
+      if (value < 0 || value > 100000) return fail(GW_ERR_INVALID, "copy blocks per SM %lld out of range", (long long)value);
+      g_options.copy_blocks_per_sm = (int)value;
+      return GW_OK;
+    case GW_OPT_COPY_ORDER:
+      if (value < 0 || value > 1) return fail(GW_ERR_INVALID, "copy order %lld out of range", (long long)value);
+      g_options.copy_order = (int)value;
+      return GW_OK;
+    case GW_OPT_MATVEC_UNROLL:
+      if (value < 0 || value > 8) return fail(GW_ERR_INVALID, "mat-vec unroll %lld: 0..8", (long long)value);
+      g_options.matvec_unroll = (int)value;
+      return GW_OK;
+    case GW_OPT_MATVEC_MMA_COLS:
+      if (value != 0 && (value < 2 || value > 9)) return fail(GW_ERR_INVALID, "mat-vec mma columns %lld: 0 or 2..9", (long long)value);
+      g_options.matvec_mma_cols = (int)value;
+      return GW_OK;
+    case GW_OPT_COPY_ROWS:
+      if (value != 0 && value != 32 && value != 64) return fail(GW_ERR_INVALID, "copy rows %lld: 0, 32 or 64", (long long)value);
+      g_options.copy_rows = (int)value;
+      return GW_OK;
     default: return fail(GW_ERR_INVALID, "unknown option %d", key);
   }
 }
@@ -187,6 +211,12 @@ gw_status gw_get_option(int32_t key, int64_t* value) {
     case GW_OPT_MATVEC_MAX_COLS: *value = g_options.matvec_max_cols; return GW_OK;
     case GW_OPT_MATVEC_ROWS: *value = g_options.matvec_rows; return GW_OK;
     case GW_OPT_FA_BLOCKS_PER_SM: *value = g_options.fa_blocks_per_sm; return GW_OK;
+    case GW_OPT_MATVEC_WARPS: *value = g_options.matvec_warps; return GW_OK;
+    case GW_OPT_COPY_BLOCKS_PER_SM: *value = g_options.copy_blocks_per_sm; return GW_OK;
+    case GW_OPT_COPY_ORDER: *value = g_options.copy_order; return GW_OK;
+    case GW_OPT_MATVEC_UNROLL: *value = g_options.matvec_unroll; return GW_OK;
+    case GW_OPT_MATVEC_MMA_COLS: *value = g_options.matvec_mma_cols; return GW_OK;
+    case GW_OPT_COPY_ROWS: *value = g_options.copy_rows; return GW_OK;
     default: return fail(GW_ERR_INVALID, "unknown option %d", key);
   }
 }

@@ -3,6 +3,7 @@
 // are one device memcpy; a copy that swaps dim 0 with another dim goes through shared-memory tiles
 // so both sides stay coalesced.
 #include "launch.cuh"
+#include "../runtime.h"
 #include "copy.cuh"
 
 namespace gw {
@@ -62,8 +63,9 @@ __global__ void k_convert(const S* __restrict__ s, D* __restrict__ d, int64_t n)
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) d[i] = from_f32<D>(to_f32(s[i]));
 }
 
-// Tiled swap of dim 0 with another dim (the source's contiguous one), same type. Tile 32x32,
-// block 32x8. Strides come in resolved on the host, so no array is indexed at run time.
+// Tiled swap of dim 0 with another dim (the source's contiguous one), same type. Tiles of 64 (or
+// 32) rows of dim 0 by 32 of the other, block 32x8. Strides come in resolved on the host, so no
+// array is indexed at run time.
 struct TransposeArgs {
   const char* s;
   char* d;
@@ -71,37 +73,46 @@ struct TransposeArgs {
   int64_t s0, sd, s1o, s2o;         // source strides of those dims
   int64_t d0, dd, d1o, d2o;         // destination strides
   int64_t tiles0, tilesd;
+  int order;                        // 0: consecutive tiles along dim 0; 1: along the swapped dim
 };
 
-template <typename E>
-__global__ void k_transpose(const TransposeArgs a) {
-  __shared__ E tile[32][33];
+template <typename E, int TR>
+__global__ void __launch_bounds__(256) k_transpose(const TransposeArgs a) {
+  // TR rows of dim 0 by 32 of the swapped dim per tile, TR / 8 elements per thread
+  constexpr int J = TR / 8;
+  __shared__ E tile[TR][33];
   const int64_t ntiles = a.tiles0 * a.tilesd * a.ne1o * a.ne2o;
   for (int64_t t = blockIdx.x; t < ntiles; t += gridDim.x) {
-    // consecutive blocks take neighbouring tiles along the source's contiguous dim
-    const int64_t td = t % a.tilesd;
-    const int64_t t0 = (t / a.tilesd) % a.tiles0;
+    // consecutive blocks take neighbouring tiles along dim 0 (order 1: along the swapped dim)
+    const int64_t tt = t % (a.tiles0 * a.tilesd);
+    const int64_t td = a.order ? tt % a.tilesd : tt / a.tiles0;
+    const int64_t t0 = a.order ? tt / a.tilesd : tt % a.tiles0;
     const int64_t to = t / (a.tiles0 * a.tilesd);
     const int64_t o1 = to % a.ne1o, o2 = to / a.ne1o;
     const char* sb = a.s + o1 * a.s1o + o2 * a.s2o;
     char* db = a.d + o1 * a.d1o + o2 * a.d2o;
-    // read: consecutive threads walk the source's contiguous dim; four loads issued, then stored
-    E v[4];
+    // read: consecutive threads walk the source's contiguous dim; J loads issued, then stored
+    E v[J];
     const int64_t id_r = td * 32 + threadIdx.x;
 #pragma unroll
-    for (int j = 0; j < 4; j++) {
-      const int64_t i0 = t0 * 32 + threadIdx.y + 8 * j;
+    for (int j = 0; j < J; j++) {
+      const int64_t i0 = t0 * TR + threadIdx.y + 8 * j;
       if (i0 < a.ne0 && id_r < a.ned) v[j] = *(const E*)(sb + i0 * a.s0 + id_r * a.sd);
     }
 #pragma unroll
-    for (int j = 0; j < 4; j++) tile[threadIdx.y + 8 * j][threadIdx.x] = v[j];
+    for (int j = 0; j < J; j++) tile[threadIdx.y + 8 * j][threadIdx.x] = v[j];
     __syncthreads();
     // write: consecutive threads walk dim 0 (contiguous in the destination)
-    const int64_t i0_w = t0 * 32 + threadIdx.x;
 #pragma unroll
-    for (int j = 0; j < 4; j++) {
-      const int64_t id = td * 32 + threadIdx.y + 8 * j;
-      if (i0_w < a.ne0 && id < a.ned) *(E*)(db + i0_w * a.d0 + id * a.dd) = tile[threadIdx.x][threadIdx.y + 8 * j];
+    for (int h = 0; h < TR / 32; h++) {
+      const int64_t i0_w = t0 * TR + 32 * h + threadIdx.x;
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        const int64_t id = td * 32 + threadIdx.y + 8 * j;
+        if (i0_w < a.ne0 && id < a.ned) {
+          *(E*)(db + i0_w * a.d0 + id * a.dd) = tile[32 * h + threadIdx.x][threadIdx.y + 8 * j];
+        }
+      }
     }
     __syncthreads();
   }
@@ -157,14 +168,28 @@ void launch_copy(RunCtx& r, const Tensor& s, const Tensor& d) {
           a.dd = d.nb[dd];
           a.d1o = d.nb[o1];
           a.d2o = d.nb[o2];
-          a.tiles0 = (a.ne0 + 31) / 32;
+          const int tr = g_options.copy_rows == 32 ? 32 : 64; // tile height (GW_OPT_COPY_ROWS, to compare)
+          a.tiles0 = (a.ne0 + tr - 1) / tr;
           a.tilesd = (a.ned + 31) / 32;
-          const unsigned tb = blocks_for(a.tiles0 * a.tilesd * a.ne1o * a.ne2o, 1, (int64_t)r.caps->sms * 32);
+          a.order = g_options.copy_order;
+          // one tile per block, neighbouring blocks along dim 0 (GW_OPT_COPY_BLOCKS_PER_SM caps the
+          // grid, GW_OPT_COPY_ORDER turns the order, to compare; H200, f32 786432x256: 64-row tiles
+          // 522 µs one per block, 538 at 32 blocks per SM, 514 along dim 0; 32-row tiles 691 / 665)
+          const int bps = g_options.copy_blocks_per_sm ? g_options.copy_blocks_per_sm : 1 << 20;
+          const unsigned tb = blocks_for(a.tiles0 * a.tilesd * a.ne1o * a.ne2o, 1, (int64_t)r.caps->sms * bps);
           const dim3 block(32, 8);
-          switch (es) {
-            case 2: GW_LAUNCH(r, k_transpose<uint16_t>, tb, block, 0, a); return;
-            case 4: GW_LAUNCH(r, k_transpose<uint32_t>, tb, block, 0, a); return;
-            case 8: GW_LAUNCH(r, k_transpose<uint64_t>, tb, block, 0, a); return;
+          if (tr == 64) {
+            switch (es) {
+              case 2: GW_LAUNCH(r, (k_transpose<uint16_t, 64>), tb, block, 0, a); return;
+              case 4: GW_LAUNCH(r, (k_transpose<uint32_t, 64>), tb, block, 0, a); return;
+              case 8: GW_LAUNCH(r, (k_transpose<uint64_t, 64>), tb, block, 0, a); return;
+            }
+          } else {
+            switch (es) {
+              case 2: GW_LAUNCH(r, (k_transpose<uint16_t, 32>), tb, block, 0, a); return;
+              case 4: GW_LAUNCH(r, (k_transpose<uint32_t, 32>), tb, block, 0, a); return;
+              case 8: GW_LAUNCH(r, (k_transpose<uint64_t, 32>), tb, block, 0, a); return;
+            }
           }
         }
       }

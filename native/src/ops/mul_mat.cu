@@ -1,6 +1,8 @@
 // MUL_MAT: dst[m, n, b] = Σ_k src0[k, m, b'] · src1[k, n, b], src0 broadcast over dims 2 and 3.
 // Few columns (n ≤ 8 by default): bandwidth-bound mat-vec kernels reading the weights once with
-// 16-byte loads, several rows per block so each activation load serves them all. More columns:
+// 16-byte loads, several rows per block so each activation load serves them all; from 3 columns of
+// f16/bf16 weights on sm_80+ the products run on tensor cores (activations rounded to the weights'
+// type, as ggml-cuda's MUL_MAT_F does), which keeps 8 columns bandwidth-bound too. More columns:
 // cuBLAS when loaded, else a tensor-core kernel of our own (f16/bf16, sm_80+), else a tiled SIMT
 // kernel that takes any layout. src1 is converted first where a path needs a dense operand.
 #include "launch.cuh"
@@ -31,10 +33,103 @@ struct MvArgs {
   int K, M, ne12, r2, r3, batches;
 };
 
-template <typename T, int NC, int R, int U>
-__global__ void __launch_bounds__(128) k_matvec(const MvArgs a) {
+// ---------------------------------------------------------------------------------------------
+// few columns on tensor cores (f16/bf16 weights, sm_80+): a block of 8 warps takes 16 rows, each warp
+// every 8th 32-wide chunk of K. A thread loads 16 bytes (8 weights) of rows g and g + 8 and the same
+// 8 activations of column g (converted to the weights' type), and feeds them to two m16n8k16 mma as
+// k positions {2t, 2t+1, 2t+8, 2t+9}: a permutation of k applied alike to both operands, so the sum
+// is unchanged and every load is a whole 16 bytes. Warps' partial tiles meet in shared memory.
+// H200, f16 4096x14336 n=8: 37.4 µs (4 chunks in flight per warp; 2: 43.9, 8: 37.6) against 46.2-47.9
+// for the SIMT kernel.
+
+constexpr int MVM_WARPS = 8;
+
+__device__ __forceinline__ uint32_t pack2(float x, float y, bool bf16) {
+  if (bf16) return (uint32_t)f32_to_bf16(x) | ((uint32_t)f32_to_bf16(y) << 16);
+  const __half2 h = __floats2half2_rn(x, y);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+template <bool BF16, int U>
+__global__ void __launch_bounds__(MVM_WARPS * 32) k_matvec_mma(const MvArgs a, int N) {
+#if defined(GW_MMA_AVAILABLE)
+  __shared__ float red[MVM_WARPS][16][9];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int g = lane / 4, t = lane % 4;
+  const int row0 = blockIdx.x * 16;
+  const int nch = (a.K + 31) / 32;
+  for (int batch = blockIdx.y; batch < a.batches; batch += gridDim.y) {
+    const int i12 = batch % a.ne12, i13 = batch / a.ne12;
+    const char* abase = a.A + (int64_t)(i12 / a.r2) * a.sa2 + (int64_t)(i13 / a.r3) * a.sa3;
+    const uint4* ar0 = reinterpret_cast<const uint4*>(abase + (int64_t)min(row0 + g, a.M - 1) * a.lda);
+    const uint4* ar1 = reinterpret_cast<const uint4*>(abase + (int64_t)min(row0 + g + 8, a.M - 1) * a.lda);
+    const bool col_ok = g < N;
+    const float4* bc = reinterpret_cast<const float4*>(a.B + i12 * a.sb2 + i13 * a.sb3 + (col_ok ? g : 0) * a.ldb);
+    float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int ch0 = warp; ch0 < nch; ch0 += MVM_WARPS * U) {
+      uint4 a0[U], a1[U];
+      float4 b0[U], b1[U];
+#pragma unroll
+      for (int u = 0; u < U; u++) {
+        const int ch = ch0 + u * MVM_WARPS;
+        const int k = ch * 32 + 8 * t;
+        const bool ok = ch < nch && k < a.K;
+        a0[u] = ok ? gw_ldcs(ar0 + k / 8) : make_uint4(0, 0, 0, 0);
+        a1[u] = ok ? gw_ldcs(ar1 + k / 8) : make_uint4(0, 0, 0, 0);
+        b0[u] = ok && col_ok ? __ldg(bc + k / 4) : make_float4(0, 0, 0, 0);
+        b1[u] = ok && col_ok ? __ldg(bc + k / 4 + 1) : make_float4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int u = 0; u < U; u++) {
+        const uint32_t f0[4] = {a0[u].x, a1[u].x, a0[u].y, a1[u].y};
+        const uint32_t f1[4] = {a0[u].z, a1[u].z, a0[u].w, a1[u].w};
+        const uint32_t g0[2] = {pack2(b0[u].x, b0[u].y, BF16), pack2(b0[u].z, b0[u].w, BF16)};
+        const uint32_t g1[2] = {pack2(b1[u].x, b1[u].y, BF16), pack2(b1[u].z, b1[u].w, BF16)};
+        mma16816<BF16>(c, f0, g0);
+        mma16816<BF16>(c, f1, g1);
+      }
+    }
+    red[warp][g][2 * t] = c[0];
+    red[warp][g][2 * t + 1] = c[1];
+    red[warp][g + 8][2 * t] = c[2];
+    red[warp][g + 8][2 * t + 1] = c[3];
+    __syncthreads();
+    if (threadIdx.x < 128) {
+      const int r = threadIdx.x / 8, col = threadIdx.x % 8;
+      if (row0 + r < a.M && col < N) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int w = 0; w < MVM_WARPS; w++) sum += red[w][r][col];
+        a.D[i12 * a.sd2 + i13 * a.sd3 + (int64_t)col * a.ldd + row0 + r] = sum;
+      }
+    }
+    __syncthreads();
+  }
+#else
+  (void)a;
+  (void)N;
+#endif
+}
+
+[[maybe_unused]] void launch_matvec_mma(RunCtx& r, const MvArgs& a, bool bf16, int N) {
+  const dim3 grid((unsigned)((a.M + 15) / 16), (unsigned)min(a.batches, 65535));
+  // 4 chunks of K in flight per warp (GW_OPT_MATVEC_UNROLL 2 or 8, to compare)
+  switch (g_options.matvec_unroll * (bf16 ? -1 : 1)) {
+    case 2: GW_LAUNCH(r, (k_matvec_mma<false, 2>), grid, MVM_WARPS * 32, 0, a, N); break;
+    case 8: GW_LAUNCH(r, (k_matvec_mma<false, 8>), grid, MVM_WARPS * 32, 0, a, N); break;
+    case -2: GW_LAUNCH(r, (k_matvec_mma<true, 2>), grid, MVM_WARPS * 32, 0, a, N); break;
+    case -8: GW_LAUNCH(r, (k_matvec_mma<true, 8>), grid, MVM_WARPS * 32, 0, a, N); break;
+    default:
+      if (bf16) GW_LAUNCH(r, (k_matvec_mma<true, 4>), grid, MVM_WARPS * 32, 0, a, N);
+      else GW_LAUNCH(r, (k_matvec_mma<false, 4>), grid, MVM_WARPS * 32, 0, a, N);
+  }
+}
+
+
+template <typename T, int NC, int R, int U, int W>
+__global__ void __launch_bounds__(W * 32) k_matvec(const MvArgs a) {
   constexpr int V = 16 / sizeof(T);
-  __shared__ float red[4][R * NC];
+  __shared__ float red[W][R * NC];
   const int nv = a.K / V;
   const int row0 = blockIdx.x * R;
   for (int batch = blockIdx.y; batch < a.batches; batch += gridDim.y) {
@@ -99,7 +194,9 @@ __global__ void __launch_bounds__(128) k_matvec(const MvArgs a) {
       const int r = threadIdx.x / NC, c = threadIdx.x % NC;
       const int row = row0 + r;
       if (row < a.M) {
-        const float s = red[0][threadIdx.x] + red[1][threadIdx.x] + red[2][threadIdx.x] + red[3][threadIdx.x];
+        float s = 0.0f;
+#pragma unroll
+        for (int w = 0; w < W; w++) s += red[w][threadIdx.x];
         a.D[i12 * a.sd2 + i13 * a.sd3 + (int64_t)c * a.ldd + row] = s;
       }
     }
@@ -109,17 +206,21 @@ __global__ void __launch_bounds__(128) k_matvec(const MvArgs a) {
 
 template <typename T, int NC, int R, int U>
 void launch_matvec_r(RunCtx& r, const MvArgs& a) {
-  // one block per group of R rows (a persistent, balanced grid was measured slower at n = 8)
+  // one block per group of R rows (a persistent, balanced grid was measured slower at n = 8);
+  // 8 warps per block for 2-byte weights and n <= 2, else 4 (GW_OPT_MATVEC_WARPS, to compare)
   const unsigned gx = (unsigned)((a.M + R - 1) / R);
   const unsigned gy = (unsigned)min(a.batches, 65535);
-  GW_LAUNCH(r, (k_matvec<T, NC, R, U>), dim3(gx, gy), 128, 0, a);
+  const int warps = g_options.matvec_warps ? g_options.matvec_warps : (sizeof(T) == 2 && NC <= 2 ? 8 : 4);
+  if (warps == 8) GW_LAUNCH(r, (k_matvec<T, NC, R, U, 8>), dim3(gx, gy), 256, 0, a);
+  else GW_LAUNCH(r, (k_matvec<T, NC, R, U, 4>), dim3(gx, gy), 128, 0, a);
 }
 
 template <typename T, int NC>
 void launch_matvec_nc(RunCtx& r, const MvArgs& a) {
   // rows per block grow with the column count, so each activation load serves more rows; loads in
   // flight per thread (U x R weight vectors) stay near 8. GW_OPT_MATVEC_ROWS overrides, to compare.
-  // H100, 4096x14336: 2-byte weights are best at 4 rows x 2 vectors in flight, f32 at 2 x 4
+  // H100, 4096x14336: 2-byte weights are best at 4 rows x 2 vectors in flight, f32 at 2 x 4; on the
+  // H200 2-byte weights at 4 x 2 with 8 warps (30.3-32.0 µs against 30.9-31.7 at 2 x 4, 4 warps)
   const int rows = g_options.matvec_rows ? g_options.matvec_rows : (sizeof(T) == 2 ? 4 : 2);
   if (NC <= 2) {
     if (rows == 4) launch_matvec_r<T, NC, 4, 2>(r, a);
@@ -128,7 +229,10 @@ void launch_matvec_nc(RunCtx& r, const MvArgs& a) {
   } else if (NC <= 4) {
     launch_matvec_r<T, NC, 4, 2>(r, a);
   } else {
-    if (rows == 4) launch_matvec_r<T, NC, 4, 1>(r, a);
+    // GW_OPT_MATVEC_UNROLL = 2 keeps two vectors of each of 4 rows in flight (to compare)
+    if (rows == 2) launch_matvec_r<T, NC, 2, 4>(r, a);
+    else if (rows == 4 && g_options.matvec_unroll == 2) launch_matvec_r<T, NC, 4, 2>(r, a);
+    else if (rows == 4) launch_matvec_r<T, NC, 4, 1>(r, a);
     else launch_matvec_r<T, NC, 8, 1>(r, a);
   }
 }
@@ -463,6 +567,14 @@ void run_mul_mat(const Node& n, RunCtx& r) {
       m.r2 = r2;
       m.r3 = r3;
       m.batches = (int)batches;
+      // 3..8 columns of f16/bf16 weights on tensor cores (GW_OPT_MATVEC_MMA_COLS, to compare)
+      const int mma_cols = g_options.matvec_mma_cols ? g_options.matvec_mma_cols : 3;
+#if !defined(GW_HIP)
+      if ((a.type == F16 || a.type == BF16) && r.caps->cc >= 80 && N >= mma_cols) {
+        launch_matvec_mma(r, m, a.type == BF16, (int)N);
+        return;
+      }
+#endif
       switch (a.type) {
         case F16: launch_matvec_t<gw_half>(r, m, (int)N); break;
         case BF16: launch_matvec_t<bf16_t>(r, m, (int)N); break;
