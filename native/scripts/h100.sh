@@ -12,9 +12,10 @@
 # against `rpc-server -d webgpu`), wgmodels (llama-1b pp512/tg128 locally, one server, two servers).
 # unpack: extracts .gpu/*.tar.xz (native library, ggml CPU build, Dawn's npm package as a DENO_DIR)
 # into .gpu/ first; compressed they fit one carry with Deno.
-# Carried: .gpu (Deno, the library built here into .gpu/native, ggml binaries). ggml-cuda (38 MB)
-# and Deno (31 MB) do not fit one 64 MiB carry together: carry ggml-cuda.tar.xz in a first call that
-# runs ggmlprep, then the rest in a second call on the still-warm machine. Outputs go to $OUT.
+# Carried: .gpu (Deno, the library built here into .gpu/native, ggml binaries). A whole ggml-cuda
+# build (38 MB compressed) and Deno (31 MB) do not fit one 64 MiB carry; linked without the quantized
+# mmq instances (none runs in the perf shapes) it is 23 MB and the whole set fits (58 MB): one call
+# runs `unpack ggmlprep ggmlperf test bench`. Outputs go to $OUT.
 set -u
 for a in .gpu/*.tar.xz; do
   case "$*" in *unpack*) [ -f "$a" ] && [ "$a" != .gpu/ggml-cuda.tar.xz ] && [ "$a" != .gpu/traces.tar.xz ] && tar xJf "$a" -C .gpu ;; esac
