@@ -204,46 +204,28 @@ export async function runBench(
     },
   };
   // alternatives measured beside the default, each with the options that select it
-  const variants: { anchor: RegExp; label: string; options: [number, number][] }[] = [
-    {
-      anchor: / n=1$/,
-      label: "2 rows/block, 4 warps",
-      options: [[NativeOption.MATVEC_ROWS, 2], [NativeOption.MATVEC_WARPS, 4]],
-    },
-    {
-      anchor: / n=1$/,
-      label: "4 rows/block, 4 warps",
-      options: [[NativeOption.MATVEC_ROWS, 4], [NativeOption.MATVEC_WARPS, 4]],
-    },
-    {
-      anchor: / n=1$/,
-      label: "4 rows/block, 8 warps",
-      options: [[NativeOption.MATVEC_ROWS, 4], [NativeOption.MATVEC_WARPS, 8]],
-    },
-    {
-      anchor: / n=1$/,
-      label: "1 row/block, 8 warps",
-      options: [[NativeOption.MATVEC_ROWS, 1], [NativeOption.MATVEC_WARPS, 8]],
-    },
-    { anchor: / n=8$/, label: "SIMT, 4 rows x 1", options: [[NativeOption.MATVEC_MMA_COLS, 9]] },
-    {
-      anchor: / n=8$/,
-      label: "SIMT, 8 rows x 1",
-      options: [[NativeOption.MATVEC_MMA_COLS, 9], [NativeOption.MATVEC_ROWS, 8]],
-    },
-    { anchor: / n=8$/, label: "tensor cores, 2 chunks/warp", options: [[NativeOption.MATVEC_UNROLL, 2]] },
-    { anchor: / n=8$/, label: "tensor cores, 8 chunks/warp", options: [[NativeOption.MATVEC_UNROLL, 8]] },
-    { anchor: /^FLASH/, label: "2 blocks/SM", options: [[NativeOption.FA_BLOCKS_PER_SM, 2]] },
-    { anchor: /^FLASH/, label: "8 blocks/SM", options: [[NativeOption.FA_BLOCKS_PER_SM, 8]] },
-    { anchor: /^CPY/, label: "tiles along the swapped dim", options: [[NativeOption.COPY_ORDER, 1]] },
-    { anchor: /^CPY/, label: "32 blocks/SM", options: [[NativeOption.COPY_BLOCKS_PER_SM, 32]] },
-    { anchor: /^CPY/, label: "32-row tiles", options: [[NativeOption.COPY_ROWS, 32]] },
-    {
-      anchor: /^CPY/,
-      label: "32-row tiles, 32 blocks/SM",
-      options: [[NativeOption.COPY_ROWS, 32], [NativeOption.COPY_BLOCKS_PER_SM, 32]],
-    },
-    { anchor: / n=512$/, label: "own tensor-core GEMM (no cuBLAS)", options: [[NativeOption.BLAS, 0]] },
+  const O = NativeOption;
+  const variant = (anchor: RegExp, label: string, ...options: [number, number][]) => ({
+    anchor,
+    label,
+    options,
+  });
+  const variants = [
+    variant(/ n=1$/, "2 rows/block, 4 warps", [O.MATVEC_ROWS, 2], [O.MATVEC_WARPS, 4]),
+    variant(/ n=1$/, "4 rows/block, 4 warps", [O.MATVEC_ROWS, 4], [O.MATVEC_WARPS, 4]),
+    variant(/ n=1$/, "4 rows/block, 8 warps", [O.MATVEC_ROWS, 4], [O.MATVEC_WARPS, 8]),
+    variant(/ n=1$/, "1 row/block, 8 warps", [O.MATVEC_ROWS, 1], [O.MATVEC_WARPS, 8]),
+    variant(/ n=8$/, "SIMT, 4 rows x 1", [O.MATVEC_MMA_COLS, 9]),
+    variant(/ n=8$/, "SIMT, 8 rows x 1", [O.MATVEC_MMA_COLS, 9], [O.MATVEC_ROWS, 8]),
+    variant(/ n=8$/, "tensor cores, 2 chunks/warp", [O.MATVEC_UNROLL, 2]),
+    variant(/ n=8$/, "tensor cores, 8 chunks/warp", [O.MATVEC_UNROLL, 8]),
+    variant(/^FLASH/, "2 blocks/SM", [O.FA_BLOCKS_PER_SM, 2]),
+    variant(/^FLASH/, "8 blocks/SM", [O.FA_BLOCKS_PER_SM, 8]),
+    variant(/^CPY/, "tiles along the swapped dim", [O.COPY_ORDER, 1]),
+    variant(/^CPY/, "32 blocks/SM", [O.COPY_BLOCKS_PER_SM, 32]),
+    variant(/^CPY/, "32-row tiles", [O.COPY_ROWS, 32]),
+    variant(/^CPY/, "32-row tiles, 32 blocks/SM", [O.COPY_ROWS, 32], [O.COPY_BLOCKS_PER_SM, 32]),
+    variant(/ n=512$/, "own tensor-core GEMM (no cuBLAS)", [O.BLAS, 0]),
   ];
   for (const a of anchors()) {
     if (only && !only.test(a.name)) continue;

@@ -138,6 +138,13 @@ const char* type_name(int32_t t) {
   }
 }
 
+/** Stores an integer option that passed its check; the error names the option and what it takes. */
+static gw_status set_int(int& field, int64_t value, bool ok, const char* what, const char* takes) {
+  if (!ok) return fail(GW_ERR_INVALID, "%s %lld: %s", what, (long long)value, takes);
+  field = (int)value;
+  return GW_OK;
+}
+
 } // namespace gw
 
 using namespace gw;
@@ -151,47 +158,29 @@ const char* gw_blas_info(void) { return blas_info(); }
 
 gw_status gw_set_option(int32_t key, int64_t value) {
   std::lock_guard<std::mutex> lock(g_mutex);
+  Options& o = g_options;
   switch (key) {
-    case GW_OPT_CUDA_GRAPHS: g_options.cuda_graphs = value != 0; return GW_OK;
+    case GW_OPT_CUDA_GRAPHS: o.cuda_graphs = value != 0; return GW_OK;
     case GW_OPT_UPDATE_LIMIT:
-      if (value < 0 || value > 1000000) return fail(GW_ERR_INVALID, "update limit %lld out of range", (long long)value);
-      g_options.update_limit = (int)value;
-      return GW_OK;
-    case GW_OPT_BLAS: g_options.blas = value != 0; return GW_OK;
-    case GW_OPT_CAPTURE_FIRST_RUN: g_options.capture_first_run = value != 0; return GW_OK;
+      return set_int(o.update_limit, value, value >= 0 && value <= 1000000, "update limit", "0..1000000");
+    case GW_OPT_BLAS: o.blas = value != 0; return GW_OK;
+    case GW_OPT_CAPTURE_FIRST_RUN: o.capture_first_run = value != 0; return GW_OK;
     case GW_OPT_MATVEC_MAX_COLS:
-      if (value < 0 || value > 64) return fail(GW_ERR_INVALID, "mat-vec column limit %lld out of range", (long long)value);
-      g_options.matvec_max_cols = (int)value;
-      return GW_OK;
-    case GW_OPT_MATVEC_ROWS: g_options.matvec_rows = (int)value; return GW_OK;
+      return set_int(o.matvec_max_cols, value, value >= 0 && value <= 64, "mat-vec column limit", "0..64");
+    case GW_OPT_MATVEC_ROWS: o.matvec_rows = (int)value; return GW_OK;
     case GW_OPT_FA_BLOCKS_PER_SM:
-      if (value < 0 || value > 64) return fail(GW_ERR_INVALID, "FA blocks per SM %lld out of range", (long long)value);
-      g_options.fa_blocks_per_sm = (int)value;
-      return GW_OK;
+      return set_int(o.fa_blocks_per_sm, value, value >= 0 && value <= 64, "FA blocks per SM", "0..64");
     case GW_OPT_MATVEC_WARPS:
-      if (value != 0 && value != 4 && value != 8) return fail(GW_ERR_INVALID, "mat-vec warps %lld: 0, 4 or 8", (long long)value);
-      g_options.matvec_warps = (int)value;
-      return GW_OK;
+      return set_int(o.matvec_warps, value, value == 0 || value == 4 || value == 8, "mat-vec warps", "0, 4 or 8");
     case GW_OPT_COPY_BLOCKS_PER_SM:
-      if (value < 0 || value > 100000) return fail(GW_ERR_INVALID, "copy blocks per SM %lld out of range", (long long)value);
-      g_options.copy_blocks_per_sm = (int)value;
-      return GW_OK;
-    case GW_OPT_COPY_ORDER:
-      if (value < 0 || value > 1) return fail(GW_ERR_INVALID, "copy order %lld out of range", (long long)value);
-      g_options.copy_order = (int)value;
-      return GW_OK;
-    case GW_OPT_MATVEC_UNROLL:
-      if (value < 0 || value > 8) return fail(GW_ERR_INVALID, "mat-vec unroll %lld: 0..8", (long long)value);
-      g_options.matvec_unroll = (int)value;
-      return GW_OK;
+      return set_int(o.copy_blocks_per_sm, value, value >= 0 && value <= 100000, "copy blocks per SM", "0..100000");
+    case GW_OPT_COPY_ORDER: return set_int(o.copy_order, value, value == 0 || value == 1, "copy order", "0 or 1");
+    case GW_OPT_MATVEC_UNROLL: return set_int(o.matvec_unroll, value, value >= 0 && value <= 8, "mat-vec unroll", "0..8");
     case GW_OPT_MATVEC_MMA_COLS:
-      if (value != 0 && (value < 2 || value > 9)) return fail(GW_ERR_INVALID, "mat-vec mma columns %lld: 0 or 2..9", (long long)value);
-      g_options.matvec_mma_cols = (int)value;
-      return GW_OK;
+      return set_int(o.matvec_mma_cols, value, value == 0 || (value >= 2 && value <= 9), "mat-vec mma columns",
+                     "0 or 2..9");
     case GW_OPT_COPY_ROWS:
-      if (value != 0 && value != 32 && value != 64) return fail(GW_ERR_INVALID, "copy rows %lld: 0, 32 or 64", (long long)value);
-      g_options.copy_rows = (int)value;
-      return GW_OK;
+      return set_int(o.copy_rows, value, value == 0 || value == 32 || value == 64, "copy rows", "0, 32 or 64");
     default: return fail(GW_ERR_INVALID, "unknown option %d", key);
   }
 }

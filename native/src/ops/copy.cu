@@ -118,6 +118,18 @@ __global__ void __launch_bounds__(256) k_transpose(const TransposeArgs a) {
   }
 }
 
+/** Launches k_transpose with tiles of TR rows for elements of `es` bytes; false when none has that size. */
+template <int TR>
+bool launch_transpose(RunCtx& r, unsigned blocks, const TransposeArgs& a, int es) {
+  const dim3 block(32, 8);
+  switch (es) {
+    case 2: GW_LAUNCH(r, (k_transpose<uint16_t, TR>), blocks, block, 0, a); return true;
+    case 4: GW_LAUNCH(r, (k_transpose<uint32_t, TR>), blocks, block, 0, a); return true;
+    case 8: GW_LAUNCH(r, (k_transpose<uint64_t, TR>), blocks, block, 0, a); return true;
+  }
+  return false;
+}
+
 bool copy_types_ok(int32_t s, int32_t d) {
   if (s == d) return type_size(s) > 0;
   const bool sf = is_float(s) || s == I32, df = is_float(d) || d == I32;
@@ -177,20 +189,7 @@ void launch_copy(RunCtx& r, const Tensor& s, const Tensor& d) {
           // 522 µs one per block, 538 at 32 blocks per SM, 514 along dim 0; 32-row tiles 691 / 665)
           const int bps = g_options.copy_blocks_per_sm ? g_options.copy_blocks_per_sm : 1 << 20;
           const unsigned tb = blocks_for(a.tiles0 * a.tilesd * a.ne1o * a.ne2o, 1, (int64_t)r.caps->sms * bps);
-          const dim3 block(32, 8);
-          if (tr == 64) {
-            switch (es) {
-              case 2: GW_LAUNCH(r, (k_transpose<uint16_t, 64>), tb, block, 0, a); return;
-              case 4: GW_LAUNCH(r, (k_transpose<uint32_t, 64>), tb, block, 0, a); return;
-              case 8: GW_LAUNCH(r, (k_transpose<uint64_t, 64>), tb, block, 0, a); return;
-            }
-          } else {
-            switch (es) {
-              case 2: GW_LAUNCH(r, (k_transpose<uint16_t, 32>), tb, block, 0, a); return;
-              case 4: GW_LAUNCH(r, (k_transpose<uint32_t, 32>), tb, block, 0, a); return;
-              case 8: GW_LAUNCH(r, (k_transpose<uint64_t, 32>), tb, block, 0, a); return;
-            }
-          }
+          if (tr == 64 ? launch_transpose<64>(r, tb, a, es) : launch_transpose<32>(r, tb, a, es)) return;
         }
       }
     }

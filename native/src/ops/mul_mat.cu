@@ -111,20 +111,21 @@ __global__ void __launch_bounds__(MVM_WARPS * 32) k_matvec_mma(const MvArgs a, i
 #endif
 }
 
-[[maybe_unused]] void launch_matvec_mma(RunCtx& r, const MvArgs& a, bool bf16, int N) {
+template <bool BF16>
+void launch_matvec_mma_t(RunCtx& r, const MvArgs& a, int N) {
   const dim3 grid((unsigned)((a.M + 15) / 16), (unsigned)min(a.batches, 65535));
   // 4 chunks of K in flight per warp (GW_OPT_MATVEC_UNROLL 2 or 8, to compare)
-  switch (g_options.matvec_unroll * (bf16 ? -1 : 1)) {
-    case 2: GW_LAUNCH(r, (k_matvec_mma<false, 2>), grid, MVM_WARPS * 32, 0, a, N); break;
-    case 8: GW_LAUNCH(r, (k_matvec_mma<false, 8>), grid, MVM_WARPS * 32, 0, a, N); break;
-    case -2: GW_LAUNCH(r, (k_matvec_mma<true, 2>), grid, MVM_WARPS * 32, 0, a, N); break;
-    case -8: GW_LAUNCH(r, (k_matvec_mma<true, 8>), grid, MVM_WARPS * 32, 0, a, N); break;
-    default:
-      if (bf16) GW_LAUNCH(r, (k_matvec_mma<true, 4>), grid, MVM_WARPS * 32, 0, a, N);
-      else GW_LAUNCH(r, (k_matvec_mma<false, 4>), grid, MVM_WARPS * 32, 0, a, N);
+  switch (g_options.matvec_unroll) {
+    case 2: GW_LAUNCH(r, (k_matvec_mma<BF16, 2>), grid, MVM_WARPS * 32, 0, a, N); break;
+    case 8: GW_LAUNCH(r, (k_matvec_mma<BF16, 8>), grid, MVM_WARPS * 32, 0, a, N); break;
+    default: GW_LAUNCH(r, (k_matvec_mma<BF16, 4>), grid, MVM_WARPS * 32, 0, a, N);
   }
 }
 
+[[maybe_unused]] void launch_matvec_mma(RunCtx& r, const MvArgs& a, bool bf16, int N) {
+  if (bf16) launch_matvec_mma_t<true>(r, a, N);
+  else launch_matvec_mma_t<false>(r, a, N);
+}
 
 template <typename T, int NC, int R, int U, int W>
 __global__ void __launch_bounds__(W * 32) k_matvec(const MvArgs a) {
