@@ -1,5 +1,6 @@
 /**
- * Measurements of the native device on a GPU host (`deno run -A backends/cuda/bench.ts [--json F]`):
+ * Measurements of the native device on a GPU host
+ * (`deno run -A backends/cuda/bench.ts [--json F] [--only REGEX] [--no-variants]`):
  *
  * - the issue's anchor shapes (MUL_MAT 4096×14336 at n = 1, 8, 512; SOFT_MAX; FLASH_ATTN_EXT decode;
  *   a transposing CPY; fused SWIGLU), device time per node from device events around replays of a
@@ -183,11 +184,15 @@ export interface BenchReport {
   };
 }
 
-/** Runs the measurements; `only` restricts them to the anchors whose name matches. */
+/**
+ * Runs the measurements; `only` restricts them to the anchors whose name matches; `variants: false`
+ * measures the defaults alone (a profiler then sees the default kernel first).
+ */
 export async function runBench(
   dev: CudaDevice,
   log: (s: string) => void,
   only?: RegExp,
+  variants = true,
 ): Promise<BenchReport> {
   setOption(dev.native, NativeOption.CUDA_GRAPHS, 1);
   const report: BenchReport = {
@@ -210,7 +215,7 @@ export async function runBench(
     label,
     options,
   });
-  const variants = [
+  const alternatives = !variants ? [] : [
     variant(/ n=1$/, "2 rows/block, 4 warps", [O.MATVEC_ROWS, 2], [O.MATVEC_WARPS, 4]),
     variant(/ n=1$/, "4 rows/block, 4 warps", [O.MATVEC_ROWS, 4], [O.MATVEC_WARPS, 4]),
     variant(/ n=1$/, "4 rows/block, 8 warps", [O.MATVEC_ROWS, 4], [O.MATVEC_WARPS, 8]),
@@ -219,8 +224,22 @@ export async function runBench(
     variant(/ n=8$/, "SIMT, 8 rows x 1", [O.MATVEC_MMA_COLS, 9], [O.MATVEC_ROWS, 8]),
     variant(/ n=8$/, "tensor cores, 2 chunks/warp", [O.MATVEC_UNROLL, 2]),
     variant(/ n=8$/, "tensor cores, 8 chunks/warp", [O.MATVEC_UNROLL, 8]),
+    variant(/ f32 .* n=1$/, "1 row x 4, 8 warps", [O.MATVEC_ROWS, 1], [O.MATVEC_UNROLL, 4], [
+      O.MATVEC_WARPS,
+      8,
+    ]),
+    variant(/ f32 .* n=1$/, "1 row x 8, 4 warps", [O.MATVEC_ROWS, 1], [O.MATVEC_WARPS, 4]),
+    variant(/ f32 .* n=1$/, "1 row x 4, 4 warps", [O.MATVEC_ROWS, 1], [O.MATVEC_UNROLL, 4], [
+      O.MATVEC_WARPS,
+      4,
+    ]),
     variant(/^FLASH/, "2 blocks/SM", [O.FA_BLOCKS_PER_SM, 2]),
+    variant(/^FLASH/, "3 blocks/SM", [O.FA_BLOCKS_PER_SM, 3]),
+    variant(/^FLASH/, "6 blocks/SM", [O.FA_BLOCKS_PER_SM, 6]),
     variant(/^FLASH/, "8 blocks/SM", [O.FA_BLOCKS_PER_SM, 8]),
+    variant(/^FLASH/, "V loaded early, 2 blocks/SM", [O.FA_KERNEL, 1], [O.FA_BLOCKS_PER_SM, 2]),
+    variant(/^FLASH/, "V loaded early, 4 blocks/SM", [O.FA_KERNEL, 1], [O.FA_BLOCKS_PER_SM, 4]),
+    variant(/^FLASH/, "a lane per key row, 4 blocks/SM", [O.FA_KERNEL, 2]),
     variant(/^CPY/, "tiles along the swapped dim", [O.COPY_ORDER, 1]),
     variant(/^CPY/, "32 blocks/SM", [O.COPY_BLOCKS_PER_SM, 32]),
     variant(/^CPY/, "32-row tiles", [O.COPY_ROWS, 32]),
@@ -234,7 +253,7 @@ export async function runBench(
     const buf = await placeRandom(dev, g);
     const rep = repeated(g, REPEAT);
     try {
-      for (const v of variants) {
+      for (const v of alternatives) {
         if (!v.anchor.test(a.name)) continue;
         const saved = v.options.map(([k]) => [k, getOption(dev.native, k)] as [number, number]);
         for (const [k, val] of v.options) setOption(dev.native, k, val);
@@ -342,6 +361,8 @@ if (import.meta.main) {
   const jsonPath = ji >= 0 ? args.splice(ji, 2)[1] : undefined;
   const oi = args.indexOf("--only");
   const only = oi >= 0 ? new RegExp(args.splice(oi, 2)[1]) : undefined;
+  const vi = args.indexOf("--no-variants");
+  if (vi >= 0) args.splice(vi, 1);
   const found = discoverNative("cuda");
   const dev = found.devices[0] as CudaDevice | undefined;
   if (!dev) {
@@ -349,7 +370,7 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   console.log(dev.description);
-  const r = await runBench(dev, (s) => console.log(s), only);
+  const r = await runBench(dev, (s) => console.log(s), only, vi < 0);
   r.blas = `${blasInfo(dev.native)} (loaded: ${getOption(dev.native, NativeOption.BLAS_LOADED)})`;
   console.log(r.blas);
   if (jsonPath) await Deno.writeTextFile(jsonPath, JSON.stringify(r, null, 2));

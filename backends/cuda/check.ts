@@ -752,6 +752,10 @@ export function opCases(): OpCase[] {
       [64, 64, 4, 160, 4, 4, F32, true, 0, false],
       [64, 64, 2, 64, 2, 2, BF16, true, 0, false],
       [128, 128, 1, 20000, 2, 2, F16, true, 0, false],
+      [128, 128, 1, 1000, 4, 4, BF16, true, 0, true],
+      [128, 128, 2, 77, 2, 2, F32, false, 30, false],
+      [256, 256, 1, 333, 2, 1, F32, true, 0, false],
+      [256, 256, 1, 700, 2, 2, BF16, true, 0, false],
     ] as [number, number, number, number, number, number, number, boolean, number, boolean][]
   ) {
     cases.push({

@@ -372,36 +372,44 @@ Deno.test({
     const dev = gpu!;
     const cpu = new CpuDevice({ threads: 2 });
     console.log(`BLAS loaded: ${getOption(dev.native, NativeOption.BLAS_LOADED)}`);
-    const paths: [string, number, number, RegExp][] = [
-      ["own GEMM", NativeOption.BLAS, 0, /MUL_MAT (f16|bf16|f32) x f32 m=130 n=67|broadcast|permuted|n=20/],
-      ["mat-vec, 1 row", NativeOption.MATVEC_ROWS, 1, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=1/],
-      ["mat-vec, 2 rows", NativeOption.MATVEC_ROWS, 2, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=1/],
-      ["mat-vec, 4 rows", NativeOption.MATVEC_ROWS, 4, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=[18]/],
-      ["mat-vec, 8 warps", NativeOption.MATVEC_WARPS, 8, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=[18]/],
-      ["mat-vec, 4 warps", NativeOption.MATVEC_WARPS, 4, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=[18]/],
+    const O = NativeOption;
+    const paths: [string, [number, number][], RegExp][] = [
+      ["own GEMM", [[O.BLAS, 0]], /MUL_MAT (f16|bf16|f32) x f32 m=130 n=67|broadcast|permuted|n=20/],
+      ["mat-vec, 1 row", [[O.MATVEC_ROWS, 1]], /MUL_MAT (f16|bf16|f32) x f32 m=64 n=1/],
+      ["mat-vec, 2 rows", [[O.MATVEC_ROWS, 2]], /MUL_MAT (f16|bf16|f32) x f32 m=64 n=1/],
+      ["mat-vec, 4 rows", [[O.MATVEC_ROWS, 4]], /MUL_MAT (f16|bf16|f32) x f32 m=64 n=[18]/],
+      ["mat-vec, 8 warps", [[O.MATVEC_WARPS, 8]], /MUL_MAT (f16|bf16|f32) x f32 m=64 n=[18]/],
+      ["mat-vec, 4 warps", [[O.MATVEC_WARPS, 4]], /MUL_MAT (f16|bf16|f32) x f32 m=64 n=[18]/],
       [
         "mat-vec, 4 rows x 2 / tensor cores x 2",
-        NativeOption.MATVEC_UNROLL,
-        2,
+        [[O.MATVEC_UNROLL, 2]],
         /MUL_MAT (f16|bf16|f32) x f32 m=64 n=8/,
       ],
-      ["mat-vec, tensor cores x 8", NativeOption.MATVEC_UNROLL, 8, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=8/],
-      ["mat-vec, SIMT only", NativeOption.MATVEC_MMA_COLS, 9, /MUL_MAT (f16|bf16|f32) x f32 m=64 n=8/],
-      ["FA, 1 block per SM", NativeOption.FA_BLOCKS_PER_SM, 1, /FLASH_ATTN_EXT/],
-      ["copy, 32-row tiles", NativeOption.COPY_ROWS, 32, /CPY .* transposed|CONT .* permute/],
-      ["copy, tiles along the swapped dim", NativeOption.COPY_ORDER, 1, /CPY .* transposed|CONT .* permute/],
-      ["copy, 32 blocks per SM", NativeOption.COPY_BLOCKS_PER_SM, 32, /CPY .* transposed|CONT .* permute/],
+      [
+        "mat-vec, 1 row x 4",
+        [[O.MATVEC_ROWS, 1], [O.MATVEC_UNROLL, 4]],
+        /MUL_MAT (f16|bf16|f32) x f32 m=64 n=1/,
+      ],
+      ["mat-vec, tensor cores x 8", [[O.MATVEC_UNROLL, 8]], /MUL_MAT (f16|bf16|f32) x f32 m=64 n=8/],
+      ["mat-vec, SIMT only", [[O.MATVEC_MMA_COLS, 9]], /MUL_MAT (f16|bf16|f32) x f32 m=64 n=8/],
+      ["FA, 1 block per SM", [[O.FA_BLOCKS_PER_SM, 1]], /FLASH_ATTN_EXT/],
+      ["FA, V loaded early", [[O.FA_KERNEL, 1]], /FLASH_ATTN_EXT/],
+      ["FA, V loaded early, 2 blocks per SM", [[O.FA_KERNEL, 1], [O.FA_BLOCKS_PER_SM, 2]], /FLASH_ATTN_EXT/],
+      ["FA, a lane per key row", [[O.FA_KERNEL, 2]], /FLASH_ATTN_EXT/],
+      ["copy, 32-row tiles", [[O.COPY_ROWS, 32]], /CPY .* transposed|CONT .* permute/],
+      ["copy, tiles along the swapped dim", [[O.COPY_ORDER, 1]], /CPY .* transposed|CONT .* permute/],
+      ["copy, 32 blocks per SM", [[O.COPY_BLOCKS_PER_SM, 32]], /CPY .* transposed|CONT .* permute/],
     ];
-    for (const [what, key, value, filter] of paths) {
-      const saved = getOption(dev.native, key);
-      setOption(dev.native, key, value);
+    for (const [what, options, filter] of paths) {
+      const saved = options.map(([k]) => [k, getOption(dev.native, k)] as [number, number]);
+      for (const [k, v] of options) setOption(dev.native, k, v);
       try {
         for (const k of opCases().filter((c) => filter.test(c.name))) {
           const r = await checkCase(dev, cpu, k, 99);
           assert.notEqual(r.status, "fail", `${what}: ${k.name}: ${r.detail}`);
         }
       } finally {
-        setOption(dev.native, key, saved);
+        for (const [k, v] of saved) setOption(dev.native, k, v);
       }
     }
   },

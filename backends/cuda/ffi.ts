@@ -69,6 +69,7 @@ export const NativeOption = {
   MATVEC_UNROLL: 11,
   MATVEC_MMA_COLS: 12,
   COPY_ROWS: 13,
+  FA_KERNEL: 14,
 } as const;
 
 /** A loaded library and what it says of itself. */

@@ -47,15 +47,28 @@ for stage in "$@"; do
     ncu)
       # one profile per kernel of interest: throughput, memory, occupancy, stall reasons
       NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
-      for spec in "k_fa_split:FLASH" "k_transpose:CPY" "k_matvec:f16 4096x14336 n=8" "k_matvec:f16 4096x14336 n=1"; do
+      for spec in "k_fa_vec:FLASH" "k_fa_combine:FLASH" "k_matvec:f32 4096x14336 n=1"; do
         k=${spec%%:*}; only=${spec#*:}
         echo "--- $k ($only)"
         $NCU --target-processes all -k regex:$k -c 1 --section SpeedOfLight --section MemoryWorkloadAnalysis \
           --section Occupancy --section WarpStateStats --section LaunchStats \
-          deno run -A --no-check backends/cuda/bench.ts --only "$only" > "$OUT/ncu_${k}_${only//[^a-z0-9]/_}.txt" 2>&1
-        grep -E "Duration|Memory Throughput|DRAM Throughput|Achieved Occupancy|Registers Per|Stall|Compute \(SM\)" \
-          "$OUT/ncu_${k}_${only//[^a-z0-9]/_}.txt" | head -14
+          deno run -A --no-check backends/cuda/bench.ts --no-variants --only "$only" > "$OUT/ncu_${k}_${only//[^a-z0-9]/_}.txt" 2>&1
+        grep -E "Duration|Memory Throughput|DRAM Throughput|Achieved Occupancy|Registers Per|Stall|Compute \(SM\)|Grid Size|Block Size" \
+          "$OUT/ncu_${k}_${only//[^a-z0-9]/_}.txt" | head -16
       done
+      # ggml-cuda's kernels on the same shape, when its build is unpacked (ggmlprep)
+      if [ -x /tmp/ggml-cuda/test-backend-ops ]; then
+        CUBLAS_DIR=$(dirname "$(find / -xdev -name 'libcublas.so.1*' 2>/dev/null | head -1)" 2>/dev/null)
+        for k in flash_attn_ext_vec flash_attn_combine_results; do
+          echo "--- ggml $k"
+          LD_LIBRARY_PATH=/tmp/ggml-cuda:$CUBLAS_DIR:${LD_LIBRARY_PATH:-} $NCU -k regex:$k -c 1 --section SpeedOfLight \
+            --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats --section LaunchStats \
+            /tmp/ggml-cuda/test-backend-ops perf -b CUDA0 -o FLASH_ATTN_EXT \
+            -p "hsk=128,hsv=128,nh=8,nr23=\[1,1\],kv=16384,nb=1,.*type_K=f16,type_V=f16" > "$OUT/ncu_ggml_$k.txt" 2>&1
+          grep -E "Duration|Memory Throughput|DRAM Throughput|Achieved Occupancy|Registers Per|Stall|Compute \(SM\)|Grid Size|Block Size" \
+            "$OUT/ncu_ggml_$k.txt" | head -16
+        done
+      fi
       ;;
     ggmlprep)
       mkdir -p /tmp/ggml-cuda && tar xJf .gpu/ggml-cuda.tar.xz -C /tmp/ggml-cuda && ls /tmp/ggml-cuda

@@ -83,6 +83,48 @@ __device__ __forceinline__ float2 pair_f32(uint32_t u, bf16_t*) {
 }
 __device__ __forceinline__ float2 pair_f32(float2 v, float*) { return v; }
 
+// After the warps have left their running maxima, sums and accumulators (rows `stride` floats apart) in
+// shared memory: the output row when one block holds every key, else this slice's partial for
+// k_fa_combine.
+__device__ void fa_block_out(const FaArgs& a, const float* wm, const float* wl, const float* wacc, int stride,
+                             int64_t qi, int64_t iq, int64_t h, int64_t b) {
+  float M = -INFINITY;
+  for (int w = 0; w < FA_WARPS; w++) M = fmaxf(M, wm[w]);
+  float L = 0.0f;
+  float f[FA_WARPS];
+  for (int w = 0; w < FA_WARPS; w++) {
+    f[w] = wm[w] == -INFINITY ? 0.0f : expf(wm[w] - M);
+    L += wl[w] * f[w];
+  }
+  if (gridDim.y == 1) {
+    // one slice: finish here (sinks, normalisation)
+    if (a.has_sinks) {
+      const float sk = load_f(a.sinks.ptr(h, 0, 0, 0), a.sinks.type);
+      const float M2 = fmaxf(M, sk);
+      const float c = M == -INFINITY ? 0.0f : expf(M - M2);
+      for (int w = 0; w < FA_WARPS; w++) f[w] *= c;
+      L = L * c + expf(sk - M2);
+    }
+    const float inv = L == 0.0f ? 0.0f : 1.0f / L;
+    for (int64_t e = threadIdx.x; e < a.Dv; e += blockDim.x) {
+      float o = 0.0f;
+      for (int w = 0; w < FA_WARPS; w++) o += wacc[w * stride + e] * f[w];
+      *(float*)a.d.ptr(e, h, iq, b) = o * inv;
+    }
+  } else {
+    float* part = a.partials + ((int64_t)blockIdx.y * gridDim.x + qi) * (2 + a.Dv);
+    if (threadIdx.x == 0) {
+      part[0] = M;
+      part[1] = L;
+    }
+    for (int64_t e = threadIdx.x; e < a.Dv; e += blockDim.x) {
+      float o = 0.0f;
+      for (int w = 0; w < FA_WARPS; w++) o += wacc[w * stride + e] * f[w];
+      part[2 + e] = o;
+    }
+  }
+}
+
 // grid.x: queries (iq, h, b); grid.y: key slices. 128 threads.
 // Each lane accumulates V in pairs of elements: slot j holds elements 2·(lane + 32·j) and the next.
 template <typename KT, typename VT, bool VEC, int D>
@@ -183,41 +225,158 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_fa_split(const FaArgs a) {
     if (e + 1 < Dv) wacc[warp][e + 1] = acc[2 * j + 1];
   }
   __syncthreads();
-  float M = -INFINITY;
-  for (int w = 0; w < FA_WARPS; w++) M = fmaxf(M, wm[w]);
-  float L = 0.0f;
-  float f[FA_WARPS];
-  for (int w = 0; w < FA_WARPS; w++) {
-    f[w] = wm[w] == -INFINITY ? 0.0f : expf(wm[w] - M);
-    L += wl[w] * f[w];
+  fa_block_out(a, wm, wl, &wacc[0][0], FA_MAXD, qi, iq, h, b);
+}
+
+// Head sizes that are a multiple of 64 with K and V of one type, 16-byte aligned rows: every key row
+// is read by 8 lanes, 16 bytes each, so one load instruction of a warp covers four keys' contiguous
+// 128-byte segments (the kernel above gives each lane a whole row: 32 rows touched per instruction).
+// A lane keeps its eighth of Q in registers; the 8 lanes' dot products meet by shuffles, leaving
+// key t0 + lane's score in lane `lane`. V the same way: 8 lanes per row, 4 rows per instruction,
+// each lane accumulating D/8 output elements; the 4 row groups are summed at the end.
+// EARLY_V: a tile's V loads are issued with its K loads, before the scores are known (more bytes in
+// flight per warp, more registers; rows of up to 256 bytes).
+// Blocks per SM the register budget is set for: 4 (128 registers) unless rows are longer than 256 bytes
+// or V is loaded early.
+template <typename T, int D>
+constexpr int fa_vec_loads() { return D / (8 * (16 / (int)sizeof(T))); }
+template <typename T, int D, bool EARLY_V>
+constexpr int fa_vec_min_blocks() { return fa_vec_loads<T, D>() > 2 || EARLY_V ? 2 : 4; }
+
+template <typename T, int D, bool EARLY_V>
+__global__ void __launch_bounds__(FA_WARPS * 32, (fa_vec_min_blocks<T, D, EARLY_V>())) k_fa_vec(const FaArgs a) {
+  constexpr int E = 16 / (int)sizeof(T);  // elements per 16-byte load
+  constexpr int NL = fa_vec_loads<T, D>(); // loads per lane per row
+  static_assert(NL >= 1 && D % (8 * E) == 0, "head size must be a multiple of 8 loads");
+  constexpr int QN = NL * E;             // elements of a row per lane (D / 8)
+  constexpr int KB = NL <= 2 ? 8 : 8 / NL; // key rows per batch of loads (16 loads in flight per lane, 8 for long rows)
+  constexpr bool EARLY = EARLY_V && NL <= 2; // longer rows would spill
+  __shared__ float wm[FA_WARPS], wl[FA_WARPS];
+  __shared__ float wacc[FA_WARPS][D];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int sub = lane % 8, grp = lane / 8;
+  const int64_t qi = blockIdx.x;
+  const int64_t iq = qi % a.n_q, h = (qi / a.n_q) % a.H, b = qi / (a.n_q * a.H);
+  const int64_t hk = h / (a.H / a.k.ne[2]), bk = b / (a.B / a.k.ne[3]);
+  const int64_t hv = h / (a.H / a.v.ne[2]), bv = b / (a.B / a.v.ne[3]);
+  const float slope = fa_slope(a, h);
+  // this lane's elements of a row: (j·8 + sub)·E + e
+  float qr[QN];
+#pragma unroll
+  for (int j = 0; j < NL; j++)
+#pragma unroll
+    for (int e = 0; e < E; e++) qr[j * E + e] = load_f(a.q.ptr((j * 8 + sub) * E + e, iq, h, b), a.q.type) * a.scale;
+  const char* kbase = a.k.ptr(0, 0, hk, bk) + sub * 16;
+  const char* vbase = a.v.ptr(0, 0, hv, bv) + sub * 16;
+  const int64_t kstride = a.k.nb[1], vstride = a.v.nb[1];
+  const char* mrow = a.has_mask ? a.mask.row(iq, h % a.mask.ne[2], b % a.mask.ne[3]) : nullptr;
+  const int64_t k_begin = blockIdx.y * a.chunk;
+  const int64_t k_end = min(a.n_kv, k_begin + a.chunk);
+  float acc[QN];
+#pragma unroll
+  for (int i = 0; i < QN; i++) acc[i] = 0.0f;
+  float m = -INFINITY, l = 0.0f;
+  for (int64_t t0 = k_begin + warp * 32; t0 < k_end; t0 += FA_WARPS * 32) {
+    const int nrows = (int)min((int64_t)32, k_end - t0);
+    // the mask of key t0 + lane, loaded with the keys (not after the scores)
+    const float mv = mrow ? slope * load_f(mrow + (t0 + min(lane, nrows - 1)) * a.mask.nb[0], a.mask.type) : 0.0f;
+    Vec16<T> vx[EARLY ? 8 : 1][NL];
+    if constexpr (EARLY) {
+#pragma unroll
+      for (int r = 0; r < 8; r++) {
+        const char* vrow = vbase + (t0 + min(4 * r + grp, nrows - 1)) * vstride;
+#pragma unroll
+        for (int j = 0; j < NL; j++) vx[r][j].u = __ldg(reinterpret_cast<const uint4*>(vrow + j * 128));
+      }
+    }
+    // scores: at step i the lanes of group g take key 8g + i; lane 8g + i keeps it
+    float s = 0.0f;
+#pragma unroll
+    for (int i0 = 0; i0 < 8; i0 += KB) {
+      Vec16<T> kx[KB][NL];
+#pragma unroll
+      for (int i = 0; i < KB; i++) {
+        const char* krow = kbase + (t0 + min(8 * grp + i0 + i, nrows - 1)) * kstride;
+#pragma unroll
+        for (int j = 0; j < NL; j++) kx[i][j].u = __ldg(reinterpret_cast<const uint4*>(krow + j * 128));
+      }
+#pragma unroll
+      for (int i = 0; i < KB; i++) {
+        float d = 0.0f;
+#pragma unroll
+        for (int j = 0; j < NL; j++)
+#pragma unroll
+          for (int e = 0; e < E; e++) d += to_f32(kx[i][j].v[e]) * qr[j * E + e];
+        d += gw_shfl_xor(d, 4);
+        d += gw_shfl_xor(d, 2);
+        d += gw_shfl_xor(d, 1);
+        if (sub == i0 + i) s = d;
+      }
+    }
+    if (lane < nrows) {
+      if (a.softcap != 0.0f) s = a.softcap * tanhf(s);
+      s = mv == -INFINITY ? -INFINITY : s + mv;
+    } else {
+      s = -INFINITY;
+    }
+    const float tmax = warp_max(s);
+    const float mnew = fmaxf(m, tmax);
+    if (mnew == -INFINITY) continue; // every key so far is masked
+    const float p = s == -INFINITY ? 0.0f : expf(s - mnew);
+    const float corr = m == -INFINITY ? 0.0f : expf(m - mnew);
+    l = l * corr + warp_sum(p);
+#pragma unroll
+    for (int i = 0; i < QN; i++) acc[i] *= corr;
+    m = mnew;
+    // V: at step r the lanes of group g take row 4r + g (a row past the tile's end is re-read with p 0)
+    if constexpr (EARLY) {
+#pragma unroll
+      for (int r = 0; r < 8; r++) {
+        const float pr = gw_shfl(p, 4 * r + grp);
+#pragma unroll
+        for (int j = 0; j < NL; j++)
+#pragma unroll
+          for (int e = 0; e < E; e++) acc[j * E + e] += pr * to_f32(vx[r][j].v[e]);
+      }
+    } else {
+#pragma unroll
+      for (int r0 = 0; r0 < 8; r0 += KB) {
+        Vec16<T> vy[KB][NL];
+#pragma unroll
+        for (int r = 0; r < KB; r++) {
+          const char* vrow = vbase + (t0 + min(4 * (r0 + r) + grp, nrows - 1)) * vstride;
+#pragma unroll
+          for (int j = 0; j < NL; j++) vy[r][j].u = __ldg(reinterpret_cast<const uint4*>(vrow + j * 128));
+        }
+#pragma unroll
+        for (int r = 0; r < KB; r++) {
+          const float pr = gw_shfl(p, 4 * (r0 + r) + grp);
+#pragma unroll
+          for (int j = 0; j < NL; j++)
+#pragma unroll
+            for (int e = 0; e < E; e++) acc[j * E + e] += pr * to_f32(vy[r][j].v[e]);
+        }
+      }
+    }
   }
-  if (gridDim.y == 1) {
-    // one slice: finish here (sinks, normalisation)
-    if (a.has_sinks) {
-      const float sk = load_f(a.sinks.ptr(h, 0, 0, 0), a.sinks.type);
-      const float M2 = fmaxf(M, sk);
-      const float c = M == -INFINITY ? 0.0f : expf(M - M2);
-      for (int w = 0; w < FA_WARPS; w++) f[w] *= c;
-      L = L * c + expf(sk - M2);
-    }
-    const float inv = L == 0.0f ? 0.0f : 1.0f / L;
-    for (int64_t e = threadIdx.x; e < a.Dv; e += blockDim.x) {
-      float o = 0.0f;
-      for (int w = 0; w < FA_WARPS; w++) o += wacc[w][e] * f[w];
-      *(float*)a.d.ptr(e, h, iq, b) = o * inv;
-    }
-  } else {
-    float* part = a.partials + ((int64_t)blockIdx.y * gridDim.x + qi) * (2 + a.Dv);
-    if (threadIdx.x == 0) {
-      part[0] = M;
-      part[1] = L;
-    }
-    for (int64_t e = threadIdx.x; e < a.Dv; e += blockDim.x) {
-      float o = 0.0f;
-      for (int w = 0; w < FA_WARPS; w++) o += wacc[w][e] * f[w];
-      part[2 + e] = o;
-    }
+  // the 4 row groups' sums, then the warps
+#pragma unroll
+  for (int i = 0; i < QN; i++) {
+    acc[i] += gw_shfl_xor(acc[i], 8);
+    acc[i] += gw_shfl_xor(acc[i], 16);
   }
+  if (lane == 0) {
+    wm[warp] = m;
+    wl[warp] = l;
+  }
+  if (grp == 0) {
+#pragma unroll
+    for (int j = 0; j < NL; j++)
+#pragma unroll
+      for (int e = 0; e < E; e++) wacc[warp][(j * 8 + sub) * E + e] = acc[j * E + e];
+  }
+  __syncthreads();
+  fa_block_out(a, wm, wl, &wacc[0][0], D, qi, iq, h, b);
 }
 
 constexpr int FA_MAX_SPLITS = 1024;
@@ -329,8 +488,22 @@ void launch_fa_d(RunCtx& r, const FaArgs& a, dim3 grid, bool vec) {
   else GW_LAUNCH(r, (k_fa_split<KT, KT, false, 0>), grid, FA_WARPS * 32, 0, a);
 }
 
+template <typename T, int D>
+void launch_fa_vec(RunCtx& r, const FaArgs& a, dim3 grid) {
+  if (g_options.fa_kernel == 1) GW_LAUNCH(r, (k_fa_vec<T, D, true>), grid, FA_WARPS * 32, 0, a);
+  else GW_LAUNCH(r, (k_fa_vec<T, D, false>), grid, FA_WARPS * 32, 0, a);
+}
+
 template <typename KT>
-void launch_fa(RunCtx& r, const FaArgs& a, dim3 grid, bool vec) {
+void launch_fa(RunCtx& r, const FaArgs& a, dim3 grid, bool vec, bool vec8) {
+  // 8 lanes per key row where the head size and alignment allow (GW_OPT_FA_KERNEL 2: a lane per row)
+  if (vec8 && g_options.fa_kernel != 2) {
+    switch (a.Dk) {
+      case 64: launch_fa_vec<KT, 64>(r, a, grid); return;
+      case 128: launch_fa_vec<KT, 128>(r, a, grid); return;
+      case 256: launch_fa_vec<KT, 256>(r, a, grid); return;
+    }
+  }
   // head sizes with their own instantiation (loads unrolled); others take the generic loop
   if (a.Dk == a.Dv) {
     switch (a.Dk) {
@@ -386,6 +559,8 @@ void run_fa(const Node& n, RunCtx& r) {
   const bool vec = (a.Dk * es) % 16 == 0 && aligned16(a.k.data) && a.k.nb[1] % 16 == 0 && a.k.nb[2] % 16 == 0 &&
                    a.k.nb[3] % 16 == 0 && a.Dv % 2 == 0 && ((uintptr_t)a.v.data % 8) == 0 && a.v.nb[1] % 8 == 0 &&
                    a.v.nb[2] % 8 == 0 && a.v.nb[3] % 8 == 0;
+  const bool vec8 = vec && a.Dk == a.Dv && (a.Dk == 64 || a.Dk == 128 || a.Dk == 256) && aligned16(a.v.data) &&
+                    a.v.nb[1] % 16 == 0 && a.v.nb[2] % 16 == 0 && a.v.nb[3] % 16 == 0;
   if (a.k.type != a.v.type) {
     switch (a.k.type) {
       case F16: launch_fa_mixed<gw_half>(r, a, grid); break;
@@ -394,9 +569,9 @@ void run_fa(const Node& n, RunCtx& r) {
     }
   } else {
     switch (a.k.type) {
-      case F16: launch_fa<gw_half>(r, a, grid, vec); break;
-      case BF16: launch_fa<bf16_t>(r, a, grid, vec); break;
-      default: launch_fa<float>(r, a, grid, vec); break;
+      case F16: launch_fa<gw_half>(r, a, grid, vec, vec8); break;
+      case BF16: launch_fa<bf16_t>(r, a, grid, vec, vec8); break;
+      default: launch_fa<float>(r, a, grid, vec, vec8); break;
     }
   }
   if (splits > 1) {

@@ -225,6 +225,7 @@ void launch_matvec_nc(RunCtx& r, const MvArgs& a) {
   const int rows = g_options.matvec_rows ? g_options.matvec_rows : (sizeof(T) == 2 ? 4 : 2);
   if (NC <= 2) {
     if (rows == 4) launch_matvec_r<T, NC, 4, 2>(r, a);
+    else if (rows == 1 && g_options.matvec_unroll == 4) launch_matvec_r<T, NC, 1, 4>(r, a);
     else if (rows == 1) launch_matvec_r<T, NC, 1, 8>(r, a);
     else launch_matvec_r<T, NC, 2, 4>(r, a);
   } else if (NC <= 4) {
