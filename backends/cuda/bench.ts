@@ -233,6 +233,18 @@ export async function runBench(
       O.MATVEC_WARPS,
       4,
     ]),
+    variant(/ f32 .* n=1$/, "1 row x 2, 8 warps", [O.MATVEC_ROWS, 1], [O.MATVEC_UNROLL, 2], [
+      O.MATVEC_WARPS,
+      8,
+    ]),
+    variant(/ f32 .* n=1$/, "2 rows x 2, 8 warps", [O.MATVEC_ROWS, 2], [O.MATVEC_UNROLL, 2], [
+      O.MATVEC_WARPS,
+      8,
+    ]),
+    variant(/ f32 .* n=1$/, "2 rows x 2, 4 warps", [O.MATVEC_ROWS, 2], [O.MATVEC_UNROLL, 2], [
+      O.MATVEC_WARPS,
+      4,
+    ]),
     variant(/^FLASH/, "2 blocks/SM", [O.FA_BLOCKS_PER_SM, 2]),
     variant(/^FLASH/, "3 blocks/SM", [O.FA_BLOCKS_PER_SM, 3]),
     variant(/^FLASH/, "6 blocks/SM", [O.FA_BLOCKS_PER_SM, 6]),

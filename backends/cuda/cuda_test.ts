@@ -390,6 +390,16 @@ Deno.test({
         [[O.MATVEC_ROWS, 1], [O.MATVEC_UNROLL, 4]],
         /MUL_MAT (f16|bf16|f32) x f32 m=64 n=1/,
       ],
+      [
+        "mat-vec, 1 row x 2",
+        [[O.MATVEC_ROWS, 1], [O.MATVEC_UNROLL, 2]],
+        /MUL_MAT (f16|bf16|f32) x f32 m=64 n=1/,
+      ],
+      [
+        "mat-vec, 2 rows x 2",
+        [[O.MATVEC_ROWS, 2], [O.MATVEC_UNROLL, 2]],
+        /MUL_MAT (f16|bf16|f32) x f32 m=64 n=1/,
+      ],
       ["mat-vec, tensor cores x 8", [[O.MATVEC_UNROLL, 8]], /MUL_MAT (f16|bf16|f32) x f32 m=64 n=8/],
       ["mat-vec, SIMT only", [[O.MATVEC_MMA_COLS, 9]], /MUL_MAT (f16|bf16|f32) x f32 m=64 n=8/],
       ["FA, 1 block per SM", [[O.FA_BLOCKS_PER_SM, 1]], /FLASH_ATTN_EXT/],

@@ -105,7 +105,7 @@ typedef enum gw_option {
   GW_OPT_MATVEC_WARPS = 8,      /* warps per mat-vec block: 0 (default) by type and columns; 4, 8 */
   GW_OPT_COPY_BLOCKS_PER_SM = 9, /* transposing copy's grid cap in blocks per SM: 0 (default) one tile per block; 1..100000 */
   GW_OPT_COPY_ORDER = 10,       /* transposing copy's tile order: 0 (default) along dim 0; 1 along the swapped dim */
-  GW_OPT_MATVEC_UNROLL = 11,    /* mat-vec loads in flight, 0 (default): SIMT n > 4 at 4 rows 2; n <= 2 at 1 row 4; tensor cores 2 or 8 */
+  GW_OPT_MATVEC_UNROLL = 11,    /* mat-vec loads in flight, 0 (default): SIMT n > 4 at 4 rows 2; n <= 2 at 1 row 2/4, 2 rows 2; tensor cores 2 or 8 */
   GW_OPT_MATVEC_MMA_COLS = 12,  /* fewest columns (2..9) of the tensor-core mat-vec for f16/bf16 weights, 0 (default) = 3; 9: never */
   GW_OPT_COPY_ROWS = 13,        /* transposing copy's tile height: 0 (default) = 64, 32 */
   GW_OPT_FA_KERNEL = 14         /* FLASH_ATTN_EXT, head sizes 64/128/256: 0 (default) 8 lanes per key row; 1 the same,

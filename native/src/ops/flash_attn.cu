@@ -1,9 +1,9 @@
 // FLASH_ATTN_EXT: softmax(scale · Q·Kᵀ (logit softcap) + slope · mask) · V with attention sinks,
 // K/V heads broadcast over Q heads (GQA) and batches. K and V are f16 (also f32 or bf16), Q f32;
-// head sizes up to 256. Each block takes one query and a slice of the keys: every thread scores
-// one key row at a time (16-byte loads, Q from shared memory), the warp keeps an online softmax and
-// accumulates V with lanes across the head dimension; slices are merged by a second kernel
-// (split-KV), so a single decoded token still spreads over the whole GPU.
+// head sizes up to 576. Each block takes one query and a slice of the keys, its warps 32 keys at a
+// time with an online softmax; slices are merged by a second kernel (split-KV), so a single decoded
+// token still spreads over the whole GPU. Head sizes 64, 128 and 256 with aligned rows: 8 lanes per
+// key row and per V row (k_fa_vec); others: a lane per key row, lanes across V's columns (k_fa_split).
 #include "../runtime.h"
 #include "launch.cuh"
 
@@ -24,7 +24,28 @@ struct FaArgs {
   int64_t n_q, n_kv, H, B, Dk, Dv;
   int64_t chunk;    // keys per split
   float* partials;  // [split][query][2 + Dv] when splits > 1
+  // 32-bit divisors for a query's indices (64-bit division costs a long instruction sequence each)
+  uint32_t nq32, H32, rk2, rk3, rv2, rv3, mask2, mask3;
 };
+
+// Query qi's row, head and batch; its K and V head and batch (broadcast); its mask plane.
+struct FaIdx {
+  uint32_t iq, h, b, hk, bk, hv, bv, mh, mb;
+};
+__device__ __forceinline__ FaIdx fa_index(const FaArgs& a, uint32_t qi) {
+  FaIdx x;
+  x.iq = qi % a.nq32;
+  const uint32_t hb = qi / a.nq32;
+  x.h = hb % a.H32;
+  x.b = hb / a.H32;
+  x.hk = x.h / a.rk2;
+  x.bk = x.b / a.rk3;
+  x.hv = x.h / a.rv2;
+  x.bv = x.b / a.rv3;
+  x.mh = x.h % a.mask2;
+  x.mb = x.b % a.mask3;
+  return x;
+}
 
 __device__ __forceinline__ float fa_slope(const FaArgs& a, int64_t h) {
   if (a.max_bias <= 0.0f) return 1.0f;
@@ -64,6 +85,25 @@ __device__ __forceinline__ float fa_dot(const char* krow, const float* qs, int64
     for (int64_t c = 0; c < Drt; c++) s += to_f32(kp[c]) * qs[c];
   }
   return s;
+}
+
+// A score finished: logit softcap, then the mask (a masked key stays -inf whatever its score).
+__device__ __forceinline__ float fa_score(float d, float mv, float softcap) {
+  if (softcap != 0.0f) d = softcap * tanhf(d);
+  return mv == -INFINITY ? -INFINITY : d + mv;
+}
+
+// One tile of a warp's online softmax, s this lane's score (-inf: none): the running maximum m and
+// sum l move on; p is this lane's weight and corr the factor for the accumulators. False while every
+// score so far is -inf (nothing to accumulate).
+__device__ __forceinline__ bool fa_online_step(float s, float& m, float& l, float& p, float& corr) {
+  const float mnew = fmaxf(m, warp_max(s));
+  if (mnew == -INFINITY) return false;
+  p = s == -INFINITY ? 0.0f : expf(s - mnew);
+  corr = m == -INFINITY ? 0.0f : expf(m - mnew);
+  l = l * corr + warp_sum(p);
+  m = mnew;
+  return true;
 }
 
 // A pair of V elements as raw bits (2-byte types: one register) and its conversion, so that a whole
@@ -133,14 +173,13 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_fa_split(const FaArgs a) {
   __shared__ float wm[FA_WARPS], wl[FA_WARPS];
   __shared__ float wacc[FA_WARPS][FA_MAXD];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int64_t qi = blockIdx.x;
-  const int64_t iq = qi % a.n_q, h = (qi / a.n_q) % a.H, b = qi / (a.n_q * a.H);
-  const int64_t hk = h / (a.H / a.k.ne[2]), bk = b / (a.B / a.k.ne[3]);
-  const int64_t hv = h / (a.H / a.v.ne[2]), bv = b / (a.B / a.v.ne[3]);
+  const uint32_t qi = blockIdx.x;
+  const FaIdx x = fa_index(a, qi);
+  const int64_t iq = x.iq, h = x.h, b = x.b, hk = x.hk, bk = x.bk, hv = x.hv, bv = x.bv;
   const float slope = fa_slope(a, h);
   for (int64_t i = threadIdx.x; i < a.Dk; i += blockDim.x) qs[i] = load_f(a.q.ptr(i, iq, h, b), a.q.type) * a.scale;
   __syncthreads();
-  const char* mrow = a.has_mask ? a.mask.row(iq, h % a.mask.ne[2], b % a.mask.ne[3]) : nullptr;
+  const char* mrow = a.has_mask ? a.mask.row(iq, x.mh, x.mb) : nullptr;
   const int64_t k_begin = blockIdx.y * a.chunk;
   const int64_t k_end = min(a.n_kv, k_begin + a.chunk);
   constexpr int JP = D > 0 ? (D + 63) / 64 : FA_MAXD / 64; // pairs per lane
@@ -155,19 +194,12 @@ __global__ void __launch_bounds__(FA_WARPS * 32) k_fa_split(const FaArgs a) {
     if (row < k_end) {
       // the mask and the key row are loaded together; a masked key is dropped afterwards
       const float mv = mrow ? slope * load_f(mrow + row * a.mask.nb[0], a.mask.type) : 0.0f;
-      float d = fa_dot<KT, VEC, D>(a.k.ptr(0, row, hk, bk), qs, a.Dk);
-      if (a.softcap != 0.0f) d = a.softcap * tanhf(d);
-      s = mv == -INFINITY ? -INFINITY : d + mv;
+      s = fa_score(fa_dot<KT, VEC, D>(a.k.ptr(0, row, hk, bk), qs, a.Dk), mv, a.softcap);
     }
-    const float tmax = warp_max(s);
-    const float mnew = fmaxf(m, tmax);
-    if (mnew == -INFINITY) continue; // every key so far is masked
-    const float p = s == -INFINITY ? 0.0f : expf(s - mnew);
-    const float corr = m == -INFINITY ? 0.0f : expf(m - mnew);
-    l = l * corr + warp_sum(p);
+    float p, corr;
+    if (!fa_online_step(s, m, l, p, corr)) continue; // every key so far is masked
 #pragma unroll
     for (int j = 0; j < 2 * JP; j++) acc[j] *= corr;
-    m = mnew;
     const int nrows = (int)min((int64_t)32, k_end - t0);
     // V rows in batches (all 32 rows for 2-byte types), every load of a batch issued first
     constexpr int RB = (sizeof(VT) == 2 && D > 0 && D <= 128) ? 32 : (D > 0 && D <= 256) ? 16 : 8;
@@ -255,21 +287,25 @@ __global__ void __launch_bounds__(FA_WARPS * 32, (fa_vec_min_blocks<T, D, EARLY_
   __shared__ float wacc[FA_WARPS][D];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int sub = lane % 8, grp = lane / 8;
-  const int64_t qi = blockIdx.x;
-  const int64_t iq = qi % a.n_q, h = (qi / a.n_q) % a.H, b = qi / (a.n_q * a.H);
-  const int64_t hk = h / (a.H / a.k.ne[2]), bk = b / (a.B / a.k.ne[3]);
-  const int64_t hv = h / (a.H / a.v.ne[2]), bv = b / (a.B / a.v.ne[3]);
+  const uint32_t qi = blockIdx.x;
+  const FaIdx x = fa_index(a, qi);
+  const int64_t iq = x.iq, h = x.h, b = x.b, hk = x.hk, bk = x.bk, hv = x.hv, bv = x.bv;
   const float slope = fa_slope(a, h);
-  // this lane's elements of a row: (j·8 + sub)·E + e
+  // Q through shared memory: every thread's loads in flight at once, then this lane's elements of a
+  // row, (j·8 + sub)·E + e, into registers
+  __shared__ float qs[D];
+  const char* qrow = a.q.ptr(0, iq, h, b);
+  for (int i = threadIdx.x; i < D; i += FA_WARPS * 32) qs[i] = load_f(qrow + i * a.q.nb[0], a.q.type) * a.scale;
+  __syncthreads();
   float qr[QN];
 #pragma unroll
   for (int j = 0; j < NL; j++)
 #pragma unroll
-    for (int e = 0; e < E; e++) qr[j * E + e] = load_f(a.q.ptr((j * 8 + sub) * E + e, iq, h, b), a.q.type) * a.scale;
+    for (int e = 0; e < E; e++) qr[j * E + e] = qs[(j * 8 + sub) * E + e];
   const char* kbase = a.k.ptr(0, 0, hk, bk) + sub * 16;
   const char* vbase = a.v.ptr(0, 0, hv, bv) + sub * 16;
   const int64_t kstride = a.k.nb[1], vstride = a.v.nb[1];
-  const char* mrow = a.has_mask ? a.mask.row(iq, h % a.mask.ne[2], b % a.mask.ne[3]) : nullptr;
+  const char* mrow = a.has_mask ? a.mask.row(iq, x.mh, x.mb) : nullptr;
   const int64_t k_begin = blockIdx.y * a.chunk;
   const int64_t k_end = min(a.n_kv, k_begin + a.chunk);
   float acc[QN];
@@ -313,21 +349,11 @@ __global__ void __launch_bounds__(FA_WARPS * 32, (fa_vec_min_blocks<T, D, EARLY_
         if (sub == i0 + i) s = d;
       }
     }
-    if (lane < nrows) {
-      if (a.softcap != 0.0f) s = a.softcap * tanhf(s);
-      s = mv == -INFINITY ? -INFINITY : s + mv;
-    } else {
-      s = -INFINITY;
-    }
-    const float tmax = warp_max(s);
-    const float mnew = fmaxf(m, tmax);
-    if (mnew == -INFINITY) continue; // every key so far is masked
-    const float p = s == -INFINITY ? 0.0f : expf(s - mnew);
-    const float corr = m == -INFINITY ? 0.0f : expf(m - mnew);
-    l = l * corr + warp_sum(p);
+    s = lane < nrows ? fa_score(s, mv, a.softcap) : -INFINITY;
+    float p, corr;
+    if (!fa_online_step(s, m, l, p, corr)) continue; // every key so far is masked
 #pragma unroll
     for (int i = 0; i < QN; i++) acc[i] *= corr;
-    m = mnew;
     // V: at step r the lanes of group g take row 4r + g (a row past the tile's end is re-read with p 0)
     if constexpr (EARLY) {
 #pragma unroll
@@ -390,8 +416,9 @@ __global__ void __launch_bounds__(FA_COMBINE_GROUPS * 32) k_fa_combine(const FaA
   __shared__ float fs[FA_MAX_SPLITS];
   __shared__ float red[32];
   __shared__ float part_sum[FA_COMBINE_GROUPS][33];
-  const int64_t qi = blockIdx.x;
-  const int64_t iq = qi % a.n_q, h = (qi / a.n_q) % a.H, b = qi / (a.n_q * a.H);
+  const uint32_t qi = blockIdx.x;
+  const FaIdx x = fa_index(a, qi);
+  const int64_t iq = x.iq, h = x.h, b = x.b;
   const int64_t nq = gridDim.x;
   const int64_t stride = (2 + a.Dv);
   const float* base = a.partials + qi * stride;
@@ -551,6 +578,14 @@ void run_fa(const Node& n, RunCtx& r) {
   a.n_head_log2 = 1u << (uint32_t)floor(log2((double)a.H));
   a.m0 = powf(2.0f, -(a.max_bias) / a.n_head_log2);
   a.m1 = powf(2.0f, -(a.max_bias / 2.0f) / a.n_head_log2);
+  a.nq32 = (uint32_t)a.n_q;
+  a.H32 = (uint32_t)a.H;
+  a.rk2 = (uint32_t)(a.H / a.k.ne[2]);
+  a.rk3 = (uint32_t)(a.B / a.k.ne[3]);
+  a.rv2 = (uint32_t)(a.H / a.v.ne[2]);
+  a.rv3 = (uint32_t)(a.B / a.v.ne[3]);
+  a.mask2 = a.has_mask ? (uint32_t)a.mask.ne[2] : 1;
+  a.mask3 = a.has_mask ? (uint32_t)a.mask.ne[3] : 1;
   const int splits = fa_splits(n, *r.caps, a.chunk);
   a.partials = (float*)r.scratch;
   const int64_t queries = a.n_q * a.H * a.B;

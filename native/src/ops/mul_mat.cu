@@ -224,9 +224,12 @@ void launch_matvec_nc(RunCtx& r, const MvArgs& a) {
   // H200 2-byte weights at 4 x 2 with 8 warps (30.3-32.0 µs against 30.9-31.7 at 2 x 4, 4 warps)
   const int rows = g_options.matvec_rows ? g_options.matvec_rows : (sizeof(T) == 2 ? 4 : 2);
   if (NC <= 2) {
+    const int u = g_options.matvec_unroll;
     if (rows == 4) launch_matvec_r<T, NC, 4, 2>(r, a);
-    else if (rows == 1 && g_options.matvec_unroll == 4) launch_matvec_r<T, NC, 1, 4>(r, a);
+    else if (rows == 1 && u == 2) launch_matvec_r<T, NC, 1, 2>(r, a);
+    else if (rows == 1 && u == 4) launch_matvec_r<T, NC, 1, 4>(r, a);
     else if (rows == 1) launch_matvec_r<T, NC, 1, 8>(r, a);
+    else if (u == 2) launch_matvec_r<T, NC, 2, 2>(r, a);
     else launch_matvec_r<T, NC, 2, 4>(r, a);
   } else if (NC <= 4) {
     launch_matvec_r<T, NC, 4, 2>(r, a);
