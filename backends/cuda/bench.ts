@@ -257,6 +257,8 @@ export async function runBench(
     variant(/^CPY/, "32-row tiles", [O.COPY_ROWS, 32]),
     variant(/^CPY/, "32-row tiles, 32 blocks/SM", [O.COPY_ROWS, 32], [O.COPY_BLOCKS_PER_SM, 32]),
     variant(/ n=512$/, "own tensor-core GEMM (no cuBLAS)", [O.BLAS, 0]),
+    variant(/ n=[18]$|^(FLASH|SOFT|CPY|SWIGLU)/, "plain launches (no PDL)", [O.PDL, 0]),
+    variant(/ n=[18]$|^(FLASH|SOFT|CPY|SWIGLU)/, "PDL for every kernel", [O.PDL, 2]),
   ];
   for (const a of anchors()) {
     if (only && !only.test(a.name)) continue;

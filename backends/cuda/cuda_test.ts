@@ -406,6 +406,12 @@ Deno.test({
       ["FA, V loaded early", [[O.FA_KERNEL, 1]], /FLASH_ATTN_EXT/],
       ["FA, V loaded early, 2 blocks per SM", [[O.FA_KERNEL, 1], [O.FA_BLOCKS_PER_SM, 2]], /FLASH_ATTN_EXT/],
       ["FA, a lane per key row", [[O.FA_KERNEL, 2]], /FLASH_ATTN_EXT/],
+      [
+        "plain launches (no PDL)",
+        [[O.PDL, 0]],
+        /FLASH_ATTN_EXT|MUL_MAT (f16|f32)|SOFT_MAX|CPY .* transposed/,
+      ],
+      ["PDL for every kernel", [[O.PDL, 2]], /./],
       ["copy, 32-row tiles", [[O.COPY_ROWS, 32]], /CPY .* transposed|CONT .* permute/],
       ["copy, tiles along the swapped dim", [[O.COPY_ORDER, 1]], /CPY .* transposed|CONT .* permute/],
       ["copy, 32 blocks per SM", [[O.COPY_BLOCKS_PER_SM, 32]], /CPY .* transposed|CONT .* permute/],

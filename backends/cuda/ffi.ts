@@ -70,6 +70,7 @@ export const NativeOption = {
   MATVEC_MMA_COLS: 12,
   COPY_ROWS: 13,
   FA_KERNEL: 14,
+  PDL: 15,
 } as const;
 
 /** A loaded library and what it says of itself. */

@@ -108,8 +108,11 @@ typedef enum gw_option {
   GW_OPT_MATVEC_UNROLL = 11,    /* mat-vec loads in flight, 0 (default): SIMT n > 4 at 4 rows 2; n <= 2 at 1 row 2/4, 2 rows 2; tensor cores 2 or 8 */
   GW_OPT_MATVEC_MMA_COLS = 12,  /* fewest columns (2..9) of the tensor-core mat-vec for f16/bf16 weights, 0 (default) = 3; 9: never */
   GW_OPT_COPY_ROWS = 13,        /* transposing copy's tile height: 0 (default) = 64, 32 */
-  GW_OPT_FA_KERNEL = 14         /* FLASH_ATTN_EXT, head sizes 64/128/256: 0 (default) 8 lanes per key row; 1 the same,
+  GW_OPT_FA_KERNEL = 14,        /* FLASH_ATTN_EXT, head sizes 64/128/256: 0 (default) 8 lanes per key row; 1 the same,
                                    V loaded with K; 2 a lane per key row (the kernel of other head sizes) */
+  GW_OPT_PDL = 15               /* on sm_90+ a kernel may start while the previous one finishes (programmatic
+                                   dependent launch, also inside CUDA graphs): 1 (default) the mat-vec kernels of
+                                   n <= 2, where it was measured faster; 2 every kernel; 0 none */
 } gw_option;
 
 typedef struct gw_plan gw_plan;

@@ -67,6 +67,8 @@ __device__ __forceinline__ float gw_shfl(float v, int l) { return __shfl(v, l, 3
 __device__ __forceinline__ void gw_syncwarp() {}
 template <typename T>
 __device__ __forceinline__ T gw_ldcs(const T* p) { return *p; }
+__device__ __forceinline__ void gw_pdl_start() {}
+#define GW_HAVE_PDL 0
 #else
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
@@ -81,6 +83,19 @@ __device__ __forceinline__ void gw_syncwarp() { __syncwarp(); }
 /** A load of data read once (streaming, evict first). */
 template <typename T>
 __device__ __forceinline__ T gw_ldcs(const T* p) { return __ldcs(p); }
+/**
+ * First statement of every kernel: with programmatic dependent launch (sm_90+, GW_OPT_PDL) a kernel
+ * may be started while the one before it in the stream still runs, so it lets the next kernel start
+ * likewise and then waits until the previous one has finished and its writes are visible, before it
+ * reads or writes anything. Without that launch attribute both instructions do nothing.
+ */
+__device__ __forceinline__ void gw_pdl_start() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+#define GW_HAVE_PDL 1
 #endif
 
 /** Raises a kernel's dynamic shared memory limit (the cast keeps HIP's signature happy). */

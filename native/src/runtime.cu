@@ -182,6 +182,7 @@ gw_status gw_set_option(int32_t key, int64_t value) {
     case GW_OPT_COPY_ROWS:
       return set_int(o.copy_rows, value, value == 0 || value == 32 || value == 64, "copy rows", "0, 32 or 64");
     case GW_OPT_FA_KERNEL: return set_int(o.fa_kernel, value, value >= 0 && value <= 2, "FA kernel", "0, 1 or 2");
+    case GW_OPT_PDL: return set_int(o.pdl, value, value >= 0 && value <= 2, "PDL", "0, 1 or 2");
     default: return fail(GW_ERR_INVALID, "unknown option %d", key);
   }
 }
@@ -208,6 +209,7 @@ gw_status gw_get_option(int32_t key, int64_t* value) {
     case GW_OPT_MATVEC_MMA_COLS: *value = g_options.matvec_mma_cols; return GW_OK;
     case GW_OPT_COPY_ROWS: *value = g_options.copy_rows; return GW_OK;
     case GW_OPT_FA_KERNEL: *value = g_options.fa_kernel; return GW_OK;
+    case GW_OPT_PDL: *value = g_options.pdl; return GW_OK;
     default: return fail(GW_ERR_INVALID, "unknown option %d", key);
   }
 }

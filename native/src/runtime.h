@@ -48,11 +48,12 @@ struct Options {
   int fa_blocks_per_sm = 0; // 0: 4 (split-KV blocks aimed at per SM for few queries)
   int matvec_warps = 0;     // warps per mat-vec block: 0 by type and columns (8 or 4); 4, 8 to compare
   int matvec_mma_cols = 0;  // fewest columns on the tensor-core mat-vec: 0 = 3; 9: never
-  int matvec_unroll = 0;    // loads in flight: SIMT n > 4 at 4 rows 0/1 one vector per row, 2 two; n <= 2 at 1 row 4 (else 8);
+  int matvec_unroll = 0;    // loads in flight: SIMT n > 4 at 4 rows 0/1 one vector per row, 2 two; n <= 2 at 1 row 2 or 4 (else 8), at 2 rows 2 (else 4);
                             // tensor-core mat-vec 0 = 4 chunks per warp, 2 or 8
   int copy_rows = 0;        // transposing copy's tile height: 0 = 64, 32
   int copy_blocks_per_sm = 0; // transposing copy's grid cap: 0 one tile per block; 1..100000 per SM
   int copy_order = 0;       // transposing copy: 0 consecutive tiles along dim 0, 1 along the swapped dim
+  int pdl = 1;              // programmatic dependent launch on sm_90+: 0 none, 1 where measured faster, 2 every kernel
   int fa_kernel = 0;        // FLASH_ATTN_EXT: 0 8 lanes per key row, 1 the same with V loaded early, 2 a lane per row
 };
 extern Options g_options;

@@ -29,6 +29,7 @@ int32_t bin_of(int32_t op) {
 template <typename T>
 __global__ void k_bin_rows(const T* __restrict__ a, const Tensor b, T* __restrict__ d, uint32_t ne0, uint32_t ne1,
                            uint32_t ne2, uint64_t nvec, int32_t op) {
+  gw_pdl_start();
   constexpr int V = Vec16<T>::N;
   const uint32_t vpr = ne0 / V; // vectors per row
   const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;

@@ -59,6 +59,7 @@ struct CopySame {
 // Contiguous on both sides, converting.
 template <typename S, typename D>
 __global__ void k_convert(const S* __restrict__ s, D* __restrict__ d, int64_t n) {
+  gw_pdl_start();
   const int64_t stride = (int64_t)gridDim.x * blockDim.x;
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) d[i] = from_f32<D>(to_f32(s[i]));
 }
@@ -78,6 +79,7 @@ struct TransposeArgs {
 
 template <typename E, int TR>
 __global__ void __launch_bounds__(256) k_transpose(const TransposeArgs a) {
+  gw_pdl_start();
   // TR rows of dim 0 by 32 of the swapped dim per tile, TR / 8 elements per thread
   constexpr int J = TR / 8;
   __shared__ E tile[TR][33];

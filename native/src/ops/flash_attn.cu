@@ -169,6 +169,7 @@ __device__ void fa_block_out(const FaArgs& a, const float* wm, const float* wl, 
 // Each lane accumulates V in pairs of elements: slot j holds elements 2·(lane + 32·j) and the next.
 template <typename KT, typename VT, bool VEC, int D>
 __global__ void __launch_bounds__(FA_WARPS * 32) k_fa_split(const FaArgs a) {
+  gw_pdl_start();
   __shared__ float qs[FA_MAXD];
   __shared__ float wm[FA_WARPS], wl[FA_WARPS];
   __shared__ float wacc[FA_WARPS][FA_MAXD];
@@ -277,6 +278,7 @@ constexpr int fa_vec_min_blocks() { return fa_vec_loads<T, D>() > 2 || EARLY_V ?
 
 template <typename T, int D, bool EARLY_V>
 __global__ void __launch_bounds__(FA_WARPS * 32, (fa_vec_min_blocks<T, D, EARLY_V>())) k_fa_vec(const FaArgs a) {
+  gw_pdl_start();
   constexpr int E = 16 / (int)sizeof(T);  // elements per 16-byte load
   constexpr int NL = fa_vec_loads<T, D>(); // loads per lane per row
   static_assert(NL >= 1 && D % (8 * E) == 0, "head size must be a multiple of 8 loads");
@@ -413,6 +415,7 @@ constexpr int FA_MAX_SPLITS = 1024;
 constexpr int FA_COMBINE_GROUPS = 8;
 
 __global__ void __launch_bounds__(FA_COMBINE_GROUPS * 32) k_fa_combine(const FaArgs a, int splits) {
+  gw_pdl_start();
   __shared__ float fs[FA_MAX_SPLITS];
   __shared__ float red[32];
   __shared__ float part_sum[FA_COMBINE_GROUPS][33];

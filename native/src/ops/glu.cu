@@ -34,6 +34,7 @@ __device__ __forceinline__ float glu_apply(const GluParams& p, float x, float g)
 template <typename T>
 __global__ void k_glu_rows(const T* __restrict__ x, const T* __restrict__ g, T* __restrict__ d, int64_t sx, int64_t sg,
                            int64_t sd, uint32_t nc, uint64_t nvec, GluParams p) {
+  gw_pdl_start();
   constexpr int V = Vec16<T>::N;
   const uint32_t vpr = nc / V;
   const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;

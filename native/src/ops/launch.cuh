@@ -9,6 +9,7 @@ namespace gw {
 /** Calls f(i0, i1, i2, i3) for every element of shape ne. */
 template <typename F, typename I>
 __global__ void k_map4(F f, I ne0, I ne1, I ne2, I n) {
+  gw_pdl_start();
   const I stride = (I)gridDim.x * blockDim.x;
   for (I idx = (I)blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += stride) {
     I t = idx;

@@ -52,6 +52,7 @@ __device__ __forceinline__ uint32_t pack2(float x, float y, bool bf16) {
 
 template <bool BF16, int U>
 __global__ void __launch_bounds__(MVM_WARPS * 32) k_matvec_mma(const MvArgs a, int N) {
+  gw_pdl_start();
 #if defined(GW_MMA_AVAILABLE)
   __shared__ float red[MVM_WARPS][16][9];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -129,6 +130,7 @@ void launch_matvec_mma_t(RunCtx& r, const MvArgs& a, int N) {
 
 template <typename T, int NC, int R, int U, int W>
 __global__ void __launch_bounds__(W * 32) k_matvec(const MvArgs a) {
+  gw_pdl_start();
   constexpr int V = 16 / sizeof(T);
   __shared__ float red[W][R * NC];
   const int nv = a.K / V;
@@ -212,7 +214,10 @@ void launch_matvec_r(RunCtx& r, const MvArgs& a) {
   const unsigned gx = (unsigned)((a.M + R - 1) / R);
   const unsigned gy = (unsigned)min(a.batches, 65535);
   const int warps = g_options.matvec_warps ? g_options.matvec_warps : (sizeof(T) == 2 && NC <= 2 ? 8 : 4);
-  if (warps == 8) GW_LAUNCH(r, (k_matvec<T, NC, R, U, 8>), dim3(gx, gy), 256, 0, a);
+  // programmatic dependent launch for n <= 2: many short blocks, the next kernel's start overlaps the tail
+  if (NC <= 2 && warps == 8) GW_LAUNCH_PDL(r, (k_matvec<T, NC, R, U, 8>), dim3(gx, gy), 256, 0, a);
+  else if (NC <= 2) GW_LAUNCH_PDL(r, (k_matvec<T, NC, R, U, 4>), dim3(gx, gy), 128, 0, a);
+  else if (warps == 8) GW_LAUNCH(r, (k_matvec<T, NC, R, U, 8>), dim3(gx, gy), 256, 0, a);
   else GW_LAUNCH(r, (k_matvec<T, NC, R, U, 4>), dim3(gx, gy), 128, 0, a);
 }
 
@@ -224,7 +229,8 @@ void launch_matvec_nc(RunCtx& r, const MvArgs& a) {
   // H200 2-byte weights at 4 x 2 with 8 warps (30.3-32.0 µs against 30.9-31.7 at 2 x 4, 4 warps)
   const int rows = g_options.matvec_rows ? g_options.matvec_rows : (sizeof(T) == 2 ? 4 : 2);
   if (NC <= 2) {
-    const int u = g_options.matvec_unroll;
+    // f32: 2 rows x 2 vectors in flight by default (H200: 53.2-53.9 µs against 54.2-54.6 at 2 x 4)
+    const int u = g_options.matvec_unroll ? g_options.matvec_unroll : (sizeof(T) == 4 && !g_options.matvec_rows ? 2 : 0);
     if (rows == 4) launch_matvec_r<T, NC, 4, 2>(r, a);
     else if (rows == 1 && u == 2) launch_matvec_r<T, NC, 1, 2>(r, a);
     else if (rows == 1 && u == 4) launch_matvec_r<T, NC, 1, 4>(r, a);
@@ -260,6 +266,7 @@ void launch_matvec_t(RunCtx& r, const MvArgs& a, int nc) {
 // mat-vec, any layout and type (up to 8 columns)
 
 __global__ void __launch_bounds__(128) k_matvec_generic(const Tensor a, const Tensor b, const Tensor d, int r2, int r3) {
+  gw_pdl_start();
   __shared__ float red[32];
   const int64_t K = a.ne[0], M = a.ne[1], N = b.ne[1];
   const int64_t batches = b.ne[2] * b.ne[3];
@@ -285,6 +292,7 @@ __global__ void __launch_bounds__(128) k_matvec_generic(const Tensor a, const Te
 // tiled SIMT GEMM for any layout and type: 64x64 tiles, 4x4 outputs per thread
 
 __global__ void __launch_bounds__(256) k_gemm_simt(const Tensor a, const Tensor b, const Tensor d, int r2, int r3) {
+  gw_pdl_start();
   __shared__ float As[16][68];
   __shared__ float Bs[16][68];
   const int64_t K = a.ne[0], M = a.ne[1], N = b.ne[1];
@@ -346,6 +354,7 @@ struct MmaArgs {
 
 template <bool BF16>
 __global__ void __launch_bounds__(256) k_gemm_mma(const MmaArgs g) {
+  gw_pdl_start();
 #if defined(GW_MMA_AVAILABLE)
   extern __shared__ __align__(16) uint16_t smem[];
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
@@ -442,6 +451,7 @@ __global__ void __launch_bounds__(256) k_gemm_mma(const MmaArgs g) {
 __global__ void k_blas_ptrs(const char* A, int64_t sa2, int64_t sa3, const char* B, int64_t sb2, int64_t sb3, char* D,
                             int64_t sd2, int64_t sd3, int ne12, int r2, int r3, int batches, const void** pa,
                             const void** pb, void** pd) {
+  gw_pdl_start();
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < batches; i += gridDim.x * blockDim.x) {
     const int i12 = i % ne12, i13 = i / ne12;
     pa[i] = A + (int64_t)(i12 / r2) * sa2 + (int64_t)(i13 / r3) * sa3;

@@ -16,6 +16,7 @@ struct MmidArgs {
 
 template <typename T, int R, bool VEC>
 __global__ void __launch_bounds__(128) k_mmid(const MmidArgs a) {
+  gw_pdl_start();
   __shared__ float red[4][R];
   const int64_t K = a.as.ne[0], M = a.as.ne[1], E = a.as.ne[2];
   const int64_t n_used = a.ids.ne[0];

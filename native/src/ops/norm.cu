@@ -7,6 +7,7 @@ namespace {
 
 template <int KIND> // 0 NORM, 1 RMS_NORM, 2 L2_NORM
 __global__ void k_norm(const Tensor s, const Tensor d, float eps) {
+  gw_pdl_start();
   __shared__ float red[32];
   const int64_t ne0 = s.ne[0];
   for (int64_t row = blockIdx.x; row < s.nrows(); row += gridDim.x) {

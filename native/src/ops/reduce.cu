@@ -13,6 +13,7 @@ __device__ __forceinline__ void row_index(const Tensor& t, int64_t row, int64_t&
 
 // SUM_ROWS / MEAN: one block per row
 __global__ void k_sum_rows(const Tensor s, const Tensor d, float mul) {
+  gw_pdl_start();
   __shared__ float red[32];
   for (int64_t row = blockIdx.x; row < s.nrows(); row += gridDim.x) {
     int64_t i1, i2, i3;
@@ -51,6 +52,7 @@ void run_sum_rows(const Node& n, RunCtx& r) {
 constexpr int kSumBlocks = 1024;
 
 __global__ void k_sum_partial(const Tensor s, float* partial) {
+  gw_pdl_start();
   __shared__ float red[32];
   const int64_t n = s.nelements();
   const int es = type_size(s.type);
@@ -67,6 +69,7 @@ __global__ void k_sum_partial(const Tensor s, float* partial) {
 }
 
 __global__ void k_sum_final(const float* partial, int count, const Tensor d) {
+  gw_pdl_start();
   __shared__ float red[32];
   float acc = 0.0f;
   for (int i = threadIdx.x; i < count; i += blockDim.x) acc += partial[i];
@@ -91,6 +94,7 @@ void run_sum(const Node& n, RunCtx& r) {
 
 // ARGMAX over rows of a matrix: dst i32 [ne1]
 __global__ void k_argmax(const Tensor s, const Tensor d) {
+  gw_pdl_start();
   __shared__ float sv[32];
   __shared__ int si[32];
   for (int64_t row = blockIdx.x; row < s.ne[1]; row += gridDim.x) {
@@ -154,6 +158,7 @@ void run_argmax(const Node& n, RunCtx& r) {
 
 // COUNT_EQUAL: number of equal elements, as i64
 __global__ void k_count_equal(const Tensor a, const Tensor b, unsigned long long* out) {
+  gw_pdl_start();
   __shared__ float red[32];
   const int64_t n = a.nelements();
   float cnt = 0.0f; // exact below 2^24 per thread
@@ -191,6 +196,7 @@ void run_count_equal(const Node& n, RunCtx& r) {
 
 // CUMSUM along dim 0: each thread scans a contiguous segment, then segment totals are scanned
 __global__ void k_cumsum(const Tensor s, const Tensor d) {
+  gw_pdl_start();
   __shared__ float tot[1024];
   const int64_t ne0 = s.ne[0];
   const int64_t seg = (ne0 + blockDim.x - 1) / blockDim.x;

@@ -32,6 +32,7 @@ __device__ __forceinline__ float sm_in(const SoftMaxArgs& a, const char* sp, con
 }
 
 __global__ void k_softmax_smem(const SoftMaxArgs a) {
+  gw_pdl_start();
   extern __shared__ float buf[];
   __shared__ float red[32];
   const int64_t ne0 = a.s.ne[0];
@@ -69,6 +70,7 @@ __global__ void k_softmax_smem(const SoftMaxArgs a) {
 }
 
 __global__ void k_softmax_online(const SoftMaxArgs a) {
+  gw_pdl_start();
   __shared__ float red_m[32], red_s[32];
   const int64_t ne0 = a.s.ne[0];
   for (int64_t row = blockIdx.x; row < a.s.nrows(); row += gridDim.x) {
@@ -106,6 +108,7 @@ __global__ void k_softmax_online(const SoftMaxArgs a) {
 // registers, so the row is read once and written once with 16-byte accesses.
 template <int NV>
 __global__ void k_softmax_vec(const SoftMaxArgs a) {
+  gw_pdl_start();
   __shared__ float red[32];
   const int64_t nvec = a.s.ne[0] / 4;
   for (int64_t row = blockIdx.x; row < a.s.nrows(); row += gridDim.x) {

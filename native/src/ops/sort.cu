@@ -22,6 +22,7 @@ __device__ __forceinline__ void row_index(const Tensor& t, int64_t row, int64_t&
 }
 
 __global__ void k_sort_smem(const Tensor s, const Tensor d, int P, int64_t kout, bool desc) {
+  gw_pdl_start();
   extern __shared__ float keys[];
   int* idx = (int*)(keys + P);
   for (int64_t row = blockIdx.x; row < s.nrows(); row += gridDim.x) {
@@ -61,6 +62,7 @@ __global__ void k_sort_smem(const Tensor s, const Tensor d, int P, int64_t kout,
 }
 
 __global__ void k_sort_init(const Tensor s, float* keys, int* idx, int64_t P, bool desc) {
+  gw_pdl_start();
   const int64_t n = s.nrows() * P;
   for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < n; t += (int64_t)gridDim.x * blockDim.x) {
     const int64_t row = t / P, i = t % P;
@@ -77,6 +79,7 @@ __global__ void k_sort_init(const Tensor s, float* keys, int* idx, int64_t P, bo
 }
 
 __global__ void k_sort_step(float* keys, int* idx, int64_t P, int64_t rows, int64_t k, int64_t j, bool desc) {
+  gw_pdl_start();
   const int64_t n = rows * P;
   for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < n; t += (int64_t)gridDim.x * blockDim.x) {
     const int64_t row = t / P, i = t % P, x = i ^ j;
@@ -93,6 +96,7 @@ __global__ void k_sort_step(float* keys, int* idx, int64_t P, int64_t rows, int6
 }
 
 __global__ void k_sort_write(const Tensor s, const int* idx, const Tensor d, int64_t P, int64_t kout) {
+  gw_pdl_start();
   const int64_t n = s.nrows() * kout;
   for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < n; t += (int64_t)gridDim.x * blockDim.x) {
     const int64_t row = t / kout, i = t % kout;

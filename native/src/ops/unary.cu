@@ -59,6 +59,7 @@ __device__ __forceinline__ float ew_apply(const EwParams& p, float x) {
 
 template <typename T>
 __global__ void k_ew_contig(const T* __restrict__ x, T* __restrict__ y, int64_t n, EwParams p) {
+  gw_pdl_start();
   constexpr int V = Vec16<T>::N;
   const int64_t nv = n / V;
   const int64_t stride = (int64_t)gridDim.x * blockDim.x;
