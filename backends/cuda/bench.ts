@@ -252,6 +252,7 @@ export async function runBench(
     variant(/^FLASH/, "V loaded early, 2 blocks/SM", [O.FA_KERNEL, 1], [O.FA_BLOCKS_PER_SM, 2]),
     variant(/^FLASH/, "V loaded early, 4 blocks/SM", [O.FA_KERNEL, 1], [O.FA_BLOCKS_PER_SM, 4]),
     variant(/^FLASH/, "a lane per key row, 4 blocks/SM", [O.FA_KERNEL, 2]),
+    variant(/^FLASH/, "merge as a programmatic dependent", [O.FA_MERGE, 1]),
     variant(/^CPY/, "tiles along the swapped dim", [O.COPY_ORDER, 1]),
     variant(/^CPY/, "32 blocks/SM", [O.COPY_BLOCKS_PER_SM, 32]),
     variant(/^CPY/, "32-row tiles", [O.COPY_ROWS, 32]),

@@ -77,6 +77,53 @@ function verdict(node: Tensor): string | null {
 }
 
 Deno.test({
+  name: "options read back what was set; out-of-range values and unknown keys are refused (no GPU needed)",
+  ignore: !haveLib,
+  fn: () => {
+    if ("absent" in lib) return;
+    const O = NativeOption;
+    // [key, accepted values, a refused value]
+    const cases: [number, number[], number][] = [
+      [O.UPDATE_LIMIT, [0, 4, 1000000], -1],
+      [O.MATVEC_MAX_COLS, [0, 8, 64], 65],
+      [O.MATVEC_ROWS, [0, 1, 2, 4, 8], 3],
+      [O.FA_BLOCKS_PER_SM, [0, 3, 64], 65],
+      [O.MATVEC_WARPS, [0, 4, 8], 6],
+      [O.MATVEC_UNROLL, [0, 2, 4, 8], 9],
+      [O.MATVEC_MMA_COLS, [0, 2, 9], 1],
+      [O.COPY_ROWS, [0, 32, 64], 16],
+      [O.COPY_ORDER, [0, 1], 2],
+      [O.FA_KERNEL, [0, 1, 2], 3],
+      [O.PDL, [0, 1, 2], 3],
+      [O.FA_MERGE, [0, 1], 2],
+    ];
+    for (const [key, good, bad] of cases) {
+      const saved = getOption(lib, key);
+      try {
+        for (const v of good) {
+          setOption(lib, key, v);
+          assertEquals(getOption(lib, key), v, `option ${key} = ${v}`);
+        }
+        assert.throws(
+          () => setOption(lib, key, bad),
+          new RegExp(` ${bad}: `),
+          `option ${key} = ${bad} is refused`,
+        );
+        assertEquals(
+          getOption(lib, key),
+          good[good.length - 1],
+          `a refused value leaves option ${key} as it was`,
+        );
+      } finally {
+        setOption(lib, key, saved);
+      }
+    }
+    assert.throws(() => setOption(lib, 999, 1), /unknown option/);
+    assert.throws(() => getOption(lib, 999), /unknown option/);
+  },
+});
+
+Deno.test({
   name: "validation refuses every shape a kernel could be misled by (no GPU needed)",
   ignore: !haveLib,
   fn: () => {
@@ -406,6 +453,7 @@ Deno.test({
       ["FA, V loaded early", [[O.FA_KERNEL, 1]], /FLASH_ATTN_EXT/],
       ["FA, V loaded early, 2 blocks per SM", [[O.FA_KERNEL, 1], [O.FA_BLOCKS_PER_SM, 2]], /FLASH_ATTN_EXT/],
       ["FA, a lane per key row", [[O.FA_KERNEL, 2]], /FLASH_ATTN_EXT/],
+      ["FA, merge as a programmatic dependent", [[O.FA_MERGE, 1]], /FLASH_ATTN_EXT/],
       [
         "plain launches (no PDL)",
         [[O.PDL, 0]],

@@ -71,6 +71,7 @@ export const NativeOption = {
   COPY_ROWS: 13,
   FA_KERNEL: 14,
   PDL: 15,
+  FA_MERGE: 16,
 } as const;
 
 /** A loaded library and what it says of itself. */

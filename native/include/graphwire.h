@@ -110,9 +110,11 @@ typedef enum gw_option {
   GW_OPT_COPY_ROWS = 13,        /* transposing copy's tile height: 0 (default) = 64, 32 */
   GW_OPT_FA_KERNEL = 14,        /* FLASH_ATTN_EXT, head sizes 64/128/256: 0 (default) 8 lanes per key row; 1 the same,
                                    V loaded with K; 2 a lane per key row (the kernel of other head sizes) */
-  GW_OPT_PDL = 15               /* on sm_90+ a kernel may start while the previous one finishes (programmatic
+  GW_OPT_PDL = 15,              /* on sm_90+ a kernel may start while the previous one finishes (programmatic
                                    dependent launch, also inside CUDA graphs): 1 (default) the mat-vec kernels of
                                    n <= 2, where it was measured faster; 2 every kernel; 0 none */
+  GW_OPT_FA_MERGE = 16          /* FLASH_ATTN_EXT's merge of key slices: 0 (default) a plain launch; 1 a programmatic
+                                   dependent of the split kernel (when GW_OPT_PDL is not 0) */
 } gw_option;
 
 typedef struct gw_plan gw_plan;

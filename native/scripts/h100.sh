@@ -15,7 +15,9 @@
 # Carried: .gpu (Deno, the library built here into .gpu/native, ggml binaries). A whole ggml-cuda
 # build (38 MB compressed) and Deno (31 MB) do not fit one 64 MiB carry; linked without the quantized
 # mmq instances (none runs in the perf shapes) it is 23 MB and the whole set fits (58 MB): one call
-# runs `unpack ggmlprep ggmlperf test bench`. Outputs go to $OUT.
+# runs `unpack ggmlprep ggmlperf test bench`. The recordings (traces.tar.xz, 13 MB) do not fit beside
+# ggml-cuda's build: a replay/conformance call carries .gpu with traces.tar.xz in place of
+# ggml-cuda.tar.xz (`unpack replay conformance`). Outputs go to $OUT.
 set -u
 for a in .gpu/*.tar.xz; do
   case "$*" in *unpack*) [ -f "$a" ] && [ "$a" != .gpu/ggml-cuda.tar.xz ] && [ "$a" != .gpu/traces.tar.xz ] && tar xJf "$a" -C .gpu ;; esac

@@ -167,7 +167,9 @@ gw_status gw_set_option(int32_t key, int64_t value) {
     case GW_OPT_CAPTURE_FIRST_RUN: o.capture_first_run = value != 0; return GW_OK;
     case GW_OPT_MATVEC_MAX_COLS:
       return set_int(o.matvec_max_cols, value, value >= 0 && value <= 64, "mat-vec column limit", "0..64");
-    case GW_OPT_MATVEC_ROWS: o.matvec_rows = (int)value; return GW_OK;
+    case GW_OPT_MATVEC_ROWS:
+      return set_int(o.matvec_rows, value, value == 0 || value == 1 || value == 2 || value == 4 || value == 8,
+                     "mat-vec rows", "0, 1, 2, 4 or 8");
     case GW_OPT_FA_BLOCKS_PER_SM:
       return set_int(o.fa_blocks_per_sm, value, value >= 0 && value <= 64, "FA blocks per SM", "0..64");
     case GW_OPT_MATVEC_WARPS:
@@ -183,6 +185,7 @@ gw_status gw_set_option(int32_t key, int64_t value) {
       return set_int(o.copy_rows, value, value == 0 || value == 32 || value == 64, "copy rows", "0, 32 or 64");
     case GW_OPT_FA_KERNEL: return set_int(o.fa_kernel, value, value >= 0 && value <= 2, "FA kernel", "0, 1 or 2");
     case GW_OPT_PDL: return set_int(o.pdl, value, value >= 0 && value <= 2, "PDL", "0, 1 or 2");
+    case GW_OPT_FA_MERGE: return set_int(o.fa_merge, value, value == 0 || value == 1, "FA merge", "0 or 1");
     default: return fail(GW_ERR_INVALID, "unknown option %d", key);
   }
 }
@@ -210,6 +213,7 @@ gw_status gw_get_option(int32_t key, int64_t* value) {
     case GW_OPT_COPY_ROWS: *value = g_options.copy_rows; return GW_OK;
     case GW_OPT_FA_KERNEL: *value = g_options.fa_kernel; return GW_OK;
     case GW_OPT_PDL: *value = g_options.pdl; return GW_OK;
+    case GW_OPT_FA_MERGE: *value = g_options.fa_merge; return GW_OK;
     default: return fail(GW_ERR_INVALID, "unknown option %d", key);
   }
 }

@@ -614,7 +614,9 @@ void run_fa(const Node& n, RunCtx& r) {
   }
   if (splits > 1) {
     const dim3 cgrid((unsigned)queries, (unsigned)((a.Dv + 31) / 32));
-    GW_LAUNCH(r, k_fa_combine, cgrid, FA_COMBINE_GROUPS * 32, 0, a, splits);
+    // GW_OPT_FA_MERGE 1: the merge may be placed on the SMs while the split kernel finishes (to compare)
+    if (g_options.fa_merge == 1) GW_LAUNCH_PDL(r, k_fa_combine, cgrid, FA_COMBINE_GROUPS * 32, 0, a, splits);
+    else GW_LAUNCH(r, k_fa_combine, cgrid, FA_COMBINE_GROUPS * 32, 0, a, splits);
   }
 }
 
