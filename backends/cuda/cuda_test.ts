@@ -8,9 +8,9 @@
 import { CpuDevice } from "../cpu/mod.ts";
 import { GraphBuilder } from "../../protocol/graph/builder.ts";
 import { GgmlOp } from "../../protocol/graph/ops.ts";
-import { nbytes, newTensor, setOpF32, type Tensor } from "../../protocol/graph/tensor.ts";
+import { nbytes, nelements, newTensor, setOpF32, type Tensor } from "../../protocol/graph/tensor.ts";
 import { GgmlType } from "../../protocol/graph/types.ts";
-import { assert, assertEquals, assertNmse, assertOk } from "../../tests/asserts.ts";
+import { assert, assertEquals, assertNmse, assertOk, rng } from "../../tests/asserts.ts";
 import { bindMemory, planMemory } from "../alloc.ts";
 import { checkCase, decodeTensor, encodeValues, opCases, opNode } from "./check.ts";
 import { MAX_SRC, NODE_SIZE, TENSOR_SIZE, writeNode } from "./descriptor.ts";
@@ -287,6 +287,49 @@ Deno.test({
     assertNmse(readF32(y), first.map((v) => v * 2), 1e-10, "after reset");
     dev.planFree(plan);
     buf.free();
+  },
+});
+
+Deno.test({
+  name:
+    "a plan whose options changed is checked again: more FLASH_ATTN_EXT slices get more scratch, same result",
+  ignore: !haveGpu,
+  fn: async () => {
+    const dev = gpu!;
+    setOption(dev.native, NativeOption.CUDA_GRAPHS, 1);
+    const saved = getOption(dev.native, NativeOption.FA_BLOCKS_PER_SM);
+    const b = new GraphBuilder();
+    const q = b.newTensor(F32, [128, 1, 8, 1]);
+    const k = b.newTensor(F16, [128, 4096, 8, 1]);
+    const v = b.newTensor(F16, [128, 4096, 8, 1]);
+    const out = b.flashAttnExt(q, k, v, null, 1 / Math.sqrt(128));
+    const g = b.build(out);
+    const buf = await placed(dev, g);
+    const rand = rng(7);
+    for (const t of [q, k, v]) {
+      buf.set(t.offset, encodeValues(t.type, Array.from({ length: nelements(t) }, () => rand() * 2 - 1)));
+    }
+    try {
+      setOption(dev.native, NativeOption.FA_BLOCKS_PER_SM, 1);
+      const plan = dev.planCreate(g);
+      dev.planCompute(plan);
+      dev.planCompute(plan); // captured
+      const before = dev.planStats(plan);
+      const first = readF32(out);
+      setOption(dev.native, NativeOption.FA_BLOCKS_PER_SM, 32);
+      dev.planCompute(plan);
+      const after = dev.planStats(plan);
+      assertOk(
+        after.scratchBytes > before.scratchBytes,
+        `scratch ${before.scratchBytes} -> ${after.scratchBytes}`,
+      );
+      assertEquals(after.captures, before.captures + 1, "captured again with the new kernels");
+      assertNmse(readF32(out), first, 1e-10, "more slices, same attention");
+      dev.planFree(plan);
+    } finally {
+      setOption(dev.native, NativeOption.FA_BLOCKS_PER_SM, saved);
+      buf.free();
+    }
   },
 });
 

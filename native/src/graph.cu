@@ -191,6 +191,7 @@ struct gw_plan {
   bool exec_stale = true;        // the executable graph does not match the current nodes
   bool updated_since_run = false;
   int updates_in_a_row = 0;
+  uint64_t options_generation = 0; // g_options_generation when the nodes were last checked
   gw_plan_stats stats{};
 };
 
@@ -380,6 +381,7 @@ gw_status gw_plan_create(int32_t dev, const gw_node* nodes, int32_t n_nodes, gw_
     return st;
   }
   p->stats.nodes = (int32_t)p->nodes.size();
+  p->options_generation = g_options_generation;
   *out = p;
   return GW_OK;
 }
@@ -401,6 +403,7 @@ gw_status gw_plan_update(gw_plan* p, const gw_node* nodes, int32_t n_nodes) {
   for (size_t i = 0; i < p->nodes.size(); i++) p->nodes[i].params = p->raw[i].op_params;
   p->exec_stale = true;
   p->updated_since_run = true;
+  p->options_generation = g_options_generation;
   p->updates_in_a_row++;
   if (p->updates_in_a_row >= g_options.update_limit && p->exec) drop_exec(p);
   return GW_OK;
@@ -413,6 +416,15 @@ gw_status gw_plan_compute(gw_plan* p) {
   Device* d = get_device(p->dev, &st);
   if (!d) return st;
   if (!allocations_alive(d, p->allocs)) return fail(GW_ERR_INVALID, "a buffer this plan uses has been freed");
+  if (p->options_generation != g_options_generation) {
+    // options changed since the nodes were checked: the kernels chosen, and the scratch they need, may
+    // differ (FLASH_ATTN_EXT's slices, MUL_MAT's path), so check again and capture afresh
+    Prepared q;
+    if ((st = prepare(d, p->raw.data(), (int32_t)p->raw.size(), q)) != GW_OK) return st;
+    if ((st = ensure_scratch(p, q.scratch)) != GW_OK) return st;
+    p->exec_stale = true;
+    p->options_generation = g_options_generation;
+  }
   if (!p->updated_since_run && p->stats.runs > 0) p->updates_in_a_row = 0; // replayed unchanged
   const bool graphs = g_options.cuda_graphs && p->updates_in_a_row < g_options.update_limit &&
                       (p->stats.runs > 0 || g_options.capture_first_run) && !p->nodes.empty();

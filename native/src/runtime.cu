@@ -9,6 +9,7 @@
 namespace gw {
 
 Options g_options;
+uint64_t g_options_generation = 0;
 std::mutex g_mutex;
 
 static thread_local std::string t_error;
@@ -156,8 +157,16 @@ const char* gw_backend_name(void) { return GW_BACKEND_NAME; }
 const char* gw_last_error(void) { return t_error.c_str(); }
 const char* gw_blas_info(void) { return blas_info(); }
 
+static gw_status set_option(int32_t key, int64_t value);
+
 gw_status gw_set_option(int32_t key, int64_t value) {
   std::lock_guard<std::mutex> lock(g_mutex);
+  const gw_status st = set_option(key, value);
+  if (st == GW_OK) g_options_generation++;
+  return st;
+}
+
+static gw_status set_option(int32_t key, int64_t value) {
   Options& o = g_options;
   switch (key) {
     case GW_OPT_CUDA_GRAPHS: o.cuda_graphs = value != 0; return GW_OK;

@@ -58,6 +58,7 @@ struct Options {
   int fa_kernel = 0;        // FLASH_ATTN_EXT: 0 8 lanes per key row, 1 the same with V loaded early, 2 a lane per row
 };
 extern Options g_options;
+extern uint64_t g_options_generation; // counts option changes; plans re-check their nodes after one
 extern std::mutex g_mutex; // guards devices and allocation maps
 
 /** The device `id`, initialised on first use (sets the current device); null with an error set. */
