@@ -253,6 +253,8 @@ export async function runBench(
     variant(/^FLASH/, "V loaded early, 4 blocks/SM", [O.FA_KERNEL, 1], [O.FA_BLOCKS_PER_SM, 4]),
     variant(/^FLASH/, "a lane per key row, 4 blocks/SM", [O.FA_KERNEL, 2]),
     variant(/^FLASH/, "merge as a programmatic dependent", [O.FA_MERGE, 1]),
+    variant(/^FLASH/, "slices fill the wave exactly", [O.FA_EXACT_WAVE, 1]),
+    variant(/^FLASH/, "exact wave, merge as a programmatic dependent", [O.FA_EXACT_WAVE, 1], [O.FA_MERGE, 1]),
     variant(/^CPY/, "tiles along the swapped dim", [O.COPY_ORDER, 1]),
     variant(/^CPY/, "32 blocks/SM", [O.COPY_BLOCKS_PER_SM, 32]),
     variant(/^CPY/, "32-row tiles", [O.COPY_ROWS, 32]),

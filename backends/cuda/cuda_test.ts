@@ -96,6 +96,7 @@ Deno.test({
       [O.FA_KERNEL, [0, 1, 2], 3],
       [O.PDL, [0, 1, 2], 3],
       [O.FA_MERGE, [0, 1], 2],
+      [O.FA_EXACT_WAVE, [0, 1], 2],
     ];
     for (const [key, good, bad] of cases) {
       const saved = getOption(lib, key);
@@ -497,6 +498,7 @@ Deno.test({
       ["FA, V loaded early, 2 blocks per SM", [[O.FA_KERNEL, 1], [O.FA_BLOCKS_PER_SM, 2]], /FLASH_ATTN_EXT/],
       ["FA, a lane per key row", [[O.FA_KERNEL, 2]], /FLASH_ATTN_EXT/],
       ["FA, merge as a programmatic dependent", [[O.FA_MERGE, 1]], /FLASH_ATTN_EXT/],
+      ["FA, slices of any length", [[O.FA_EXACT_WAVE, 1]], /FLASH_ATTN_EXT/],
       [
         "plain launches (no PDL)",
         [[O.PDL, 0]],

@@ -72,6 +72,7 @@ export const NativeOption = {
   FA_KERNEL: 14,
   PDL: 15,
   FA_MERGE: 16,
+  FA_EXACT_WAVE: 17,
 } as const;
 
 /** A loaded library and what it says of itself. */

@@ -113,8 +113,10 @@ typedef enum gw_option {
   GW_OPT_PDL = 15,              /* on sm_90+ a kernel may start while the previous one finishes (programmatic
                                    dependent launch, also inside CUDA graphs): 1 (default) the mat-vec kernels of
                                    n <= 2, where it was measured faster; 2 every kernel; 0 none */
-  GW_OPT_FA_MERGE = 16          /* FLASH_ATTN_EXT's merge of key slices: 0 (default) a plain launch; 1 a programmatic
+  GW_OPT_FA_MERGE = 16,         /* FLASH_ATTN_EXT's merge of key slices: 0 (default) a plain launch; 1 a programmatic
                                    dependent of the split kernel (when GW_OPT_PDL is not 0) */
+  GW_OPT_FA_EXACT_WAVE = 17     /* FLASH_ATTN_EXT's key slices: 0 (default) whole 32-key tiles; 1 any length, so the
+                                   slice count aimed at (blocks per SM x SMs) is kept exactly */
 } gw_option;
 
 typedef struct gw_plan gw_plan;

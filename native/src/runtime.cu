@@ -195,6 +195,8 @@ static gw_status set_option(int32_t key, int64_t value) {
     case GW_OPT_FA_KERNEL: return set_int(o.fa_kernel, value, value >= 0 && value <= 2, "FA kernel", "0, 1 or 2");
     case GW_OPT_PDL: return set_int(o.pdl, value, value >= 0 && value <= 2, "PDL", "0, 1 or 2");
     case GW_OPT_FA_MERGE: return set_int(o.fa_merge, value, value == 0 || value == 1, "FA merge", "0 or 1");
+    case GW_OPT_FA_EXACT_WAVE:
+      return set_int(o.fa_exact_wave, value, value == 0 || value == 1, "FA exact wave", "0 or 1");
     default: return fail(GW_ERR_INVALID, "unknown option %d", key);
   }
 }
@@ -223,6 +225,7 @@ gw_status gw_get_option(int32_t key, int64_t* value) {
     case GW_OPT_FA_KERNEL: *value = g_options.fa_kernel; return GW_OK;
     case GW_OPT_PDL: *value = g_options.pdl; return GW_OK;
     case GW_OPT_FA_MERGE: *value = g_options.fa_merge; return GW_OK;
+    case GW_OPT_FA_EXACT_WAVE: *value = g_options.fa_exact_wave; return GW_OK;
     default: return fail(GW_ERR_INVALID, "unknown option %d", key);
   }
 }

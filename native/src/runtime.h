@@ -54,6 +54,7 @@ struct Options {
   int copy_blocks_per_sm = 0; // transposing copy's grid cap: 0 one tile per block; 1..100000 per SM
   int copy_order = 0;       // transposing copy: 0 consecutive tiles along dim 0, 1 along the swapped dim
   int pdl = 1;              // programmatic dependent launch on sm_90+: 0 none, 1 where measured faster, 2 every kernel
+  int fa_exact_wave = 0;    // FLASH_ATTN_EXT: 1 slices of any length (the wave filled exactly), 0 whole 32-key tiles
   int fa_merge = 0;         // FLASH_ATTN_EXT's merge of slices: 0 plain launch, 1 programmatic dependent (with PDL on)
   int fa_kernel = 0;        // FLASH_ATTN_EXT: 0 8 lanes per key row, 1 the same with V loaded early, 2 a lane per row
 };

@@ -470,7 +470,9 @@ int fa_splits(const Node& n, const DeviceCaps& caps, int64_t& chunk) {
   if (queries < target) splits = std::min<int64_t>((n_kv + 127) / 128, (target + queries - 1) / queries);
   splits = std::max<int64_t>(1, std::min<int64_t>(splits, FA_MAX_SPLITS));
   chunk = (n_kv + splits - 1) / splits;
-  chunk = ((chunk + 31) / 32) * 32;
+  // whole 32-key tiles per slice; GW_OPT_FA_EXACT_WAVE 1 keeps the slice count (each slice ends in a
+  // partial tile, and the grid fills the wave exactly: 528 blocks where rounding leaves 512)
+  if (!g_options.fa_exact_wave) chunk = ((chunk + 31) / 32) * 32;
   splits = (n_kv + chunk - 1) / chunk;
   return (int)std::max<int64_t>(1, splits);
 }
