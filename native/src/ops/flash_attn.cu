@@ -276,6 +276,23 @@ constexpr int fa_vec_loads() { return D / (8 * (16 / (int)sizeof(T))); }
 template <typename T, int D, bool EARLY_V>
 constexpr int fa_vec_min_blocks() { return fa_vec_loads<T, D>() > 2 || EARLY_V ? 2 : 4; }
 
+// One lane's NL 16-byte loads of a K or V row (lane `sub` of 8 reads bytes 16·sub + 128·j).
+template <typename T, int NL>
+__device__ __forceinline__ void fa_load_row(Vec16<T> (&x)[NL], const char* row) {
+#pragma unroll
+  for (int j = 0; j < NL; j++) x[j].u = __ldg(reinterpret_cast<const uint4*>(row + j * 128));
+}
+
+// acc += p · (this lane's elements of a V row)
+template <typename T, int NL>
+__device__ __forceinline__ void fa_accumulate(float* acc, float p, const Vec16<T> (&x)[NL]) {
+  constexpr int E = Vec16<T>::N;
+#pragma unroll
+  for (int j = 0; j < NL; j++)
+#pragma unroll
+    for (int e = 0; e < E; e++) acc[j * E + e] += p * to_f32(x[j].v[e]);
+}
+
 template <typename T, int D, bool EARLY_V>
 __global__ void __launch_bounds__(FA_WARPS * 32, (fa_vec_min_blocks<T, D, EARLY_V>())) k_fa_vec(const FaArgs a) {
   gw_pdl_start();
@@ -321,11 +338,7 @@ __global__ void __launch_bounds__(FA_WARPS * 32, (fa_vec_min_blocks<T, D, EARLY_
     Vec16<T> vx[EARLY ? 8 : 1][NL];
     if constexpr (EARLY) {
 #pragma unroll
-      for (int r = 0; r < 8; r++) {
-        const char* vrow = vbase + (t0 + min(4 * r + grp, nrows - 1)) * vstride;
-#pragma unroll
-        for (int j = 0; j < NL; j++) vx[r][j].u = __ldg(reinterpret_cast<const uint4*>(vrow + j * 128));
-      }
+      for (int r = 0; r < 8; r++) fa_load_row(vx[r], vbase + (t0 + min(4 * r + grp, nrows - 1)) * vstride);
     }
     // scores: at step i the lanes of group g take key 8g + i; lane 8g + i keeps it
     float s = 0.0f;
@@ -333,11 +346,7 @@ __global__ void __launch_bounds__(FA_WARPS * 32, (fa_vec_min_blocks<T, D, EARLY_
     for (int i0 = 0; i0 < 8; i0 += KB) {
       Vec16<T> kx[KB][NL];
 #pragma unroll
-      for (int i = 0; i < KB; i++) {
-        const char* krow = kbase + (t0 + min(8 * grp + i0 + i, nrows - 1)) * kstride;
-#pragma unroll
-        for (int j = 0; j < NL; j++) kx[i][j].u = __ldg(reinterpret_cast<const uint4*>(krow + j * 128));
-      }
+      for (int i = 0; i < KB; i++) fa_load_row(kx[i], kbase + (t0 + min(8 * grp + i0 + i, nrows - 1)) * kstride);
 #pragma unroll
       for (int i = 0; i < KB; i++) {
         float d = 0.0f;
@@ -359,31 +368,15 @@ __global__ void __launch_bounds__(FA_WARPS * 32, (fa_vec_min_blocks<T, D, EARLY_
     // V: at step r the lanes of group g take row 4r + g (a row past the tile's end is re-read with p 0)
     if constexpr (EARLY) {
 #pragma unroll
-      for (int r = 0; r < 8; r++) {
-        const float pr = gw_shfl(p, 4 * r + grp);
-#pragma unroll
-        for (int j = 0; j < NL; j++)
-#pragma unroll
-          for (int e = 0; e < E; e++) acc[j * E + e] += pr * to_f32(vx[r][j].v[e]);
-      }
+      for (int r = 0; r < 8; r++) fa_accumulate(acc, gw_shfl(p, 4 * r + grp), vx[r]);
     } else {
 #pragma unroll
       for (int r0 = 0; r0 < 8; r0 += KB) {
         Vec16<T> vy[KB][NL];
 #pragma unroll
-        for (int r = 0; r < KB; r++) {
-          const char* vrow = vbase + (t0 + min(4 * (r0 + r) + grp, nrows - 1)) * vstride;
+        for (int r = 0; r < KB; r++) fa_load_row(vy[r], vbase + (t0 + min(4 * (r0 + r) + grp, nrows - 1)) * vstride);
 #pragma unroll
-          for (int j = 0; j < NL; j++) vy[r][j].u = __ldg(reinterpret_cast<const uint4*>(vrow + j * 128));
-        }
-#pragma unroll
-        for (int r = 0; r < KB; r++) {
-          const float pr = gw_shfl(p, 4 * (r0 + r) + grp);
-#pragma unroll
-          for (int j = 0; j < NL; j++)
-#pragma unroll
-            for (int e = 0; e < E; e++) acc[j * E + e] += pr * to_f32(vy[r][j].v[e]);
-        }
+        for (int r = 0; r < KB; r++) fa_accumulate(acc, gw_shfl(p, 4 * (r0 + r) + grp), vy[r]);
       }
     }
   }

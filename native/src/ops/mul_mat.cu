@@ -214,11 +214,11 @@ void launch_matvec_r(RunCtx& r, const MvArgs& a) {
   const unsigned gx = (unsigned)((a.M + R - 1) / R);
   const unsigned gy = (unsigned)min(a.batches, 65535);
   const int warps = g_options.matvec_warps ? g_options.matvec_warps : (sizeof(T) == 2 && NC <= 2 ? 8 : 4);
-  // programmatic dependent launch for n <= 2: many short blocks, the next kernel's start overlaps the tail
-  if (NC <= 2 && warps == 8) GW_LAUNCH_PDL(r, (k_matvec<T, NC, R, U, 8>), dim3(gx, gy), 256, 0, a);
-  else if (NC <= 2) GW_LAUNCH_PDL(r, (k_matvec<T, NC, R, U, 4>), dim3(gx, gy), 128, 0, a);
-  else if (warps == 8) GW_LAUNCH(r, (k_matvec<T, NC, R, U, 8>), dim3(gx, gy), 256, 0, a);
-  else GW_LAUNCH(r, (k_matvec<T, NC, R, U, 4>), dim3(gx, gy), 128, 0, a);
+  // programmatic dependent launch from GW_OPT_PDL 1 for n <= 2: many short blocks, the next kernel's
+  // start overlaps the tail
+  const int pdl_from = NC <= 2 ? 1 : 2;
+  if (warps == 8) GW_LAUNCH_AT(pdl_from, r, (k_matvec<T, NC, R, U, 8>), dim3(gx, gy), 256, 0, a);
+  else GW_LAUNCH_AT(pdl_from, r, (k_matvec<T, NC, R, U, 4>), dim3(gx, gy), 128, 0, a);
 }
 
 template <typename T, int NC>
