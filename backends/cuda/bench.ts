@@ -1,6 +1,7 @@
 /**
  * Measurements of the native device on a GPU host
- * (`deno run -A backends/cuda/bench.ts [--json F] [--only REGEX] [--no-variants]`):
+ * (`deno run -A backends/cuda/bench.ts [--json F] [--only REGEX] [--no-variants]
+ * [--vs-ggml TEST_BACKEND_OPS [--rounds N]]`):
  *
  * - the issue's anchor shapes (MUL_MAT 4096×14336 at n = 1, 8, 512; SOFT_MAX; FLASH_ATTN_EXT decode;
  *   a transposing CPY; fused SWIGLU), device time per node from device events around replays of a
@@ -11,7 +12,10 @@
  * - GRAPH_RECOMPUTE plus one GET_TENSOR through graphwire's server on loopback.
  *
  * Inputs are random (never zeros). ggml-cuda's figures for the same shapes come from its own
- * test-backend-ops perf, run beside this in the same session (native/scripts/h100.sh).
+ * test-backend-ops perf, run beside this in the same session (native/scripts/h100.sh). With
+ * `--vs-ggml`, each anchor is timed in alternating rounds, ggml-cuda's test-backend-ops (a separate
+ * process on the same GPU) then graphwire, so that a drift of clocks or temperature over the call
+ * falls on both, and the verdict is the median of the per-round ratios.
  * @module
  */
 
@@ -372,6 +376,115 @@ export async function runBench(
   return report;
 }
 
+/** One anchor timed in alternating rounds against ggml-cuda's test-backend-ops perf. */
+export interface VersusResult {
+  name: string;
+  /** Per round: ggml-cuda's µs per run, then graphwire's µs per node. */
+  rounds: { ggmlUs: number; us: number }[];
+  /** Median over the rounds of ggml µs / graphwire µs (above 1: graphwire faster). */
+  medianRatio: number;
+  minRatio: number;
+  maxRatio: number;
+}
+
+/** test-backend-ops' `-o` and `-p` (a regex over the case's parameters) for an anchor's case string. */
+export function ggmlFilter(ggml: string): { op: string; params: string } {
+  const i = ggml.indexOf("(");
+  const op = ggml.slice(0, i);
+  const params = ggml.slice(i + 1).replace(/\)$/, "");
+  return { op, params: "^" + params.replace(/[.*+?^${}()|[\]\\]/g, "\\$&") };
+}
+
+/** The µs per run test-backend-ops perf printed for the case `ggml` (undefined when absent). */
+export function parseGgmlPerf(output: string, ggml: string): number | undefined {
+  for (const line of output.split("\n")) {
+    if (!line.trimStart().startsWith(ggml)) continue;
+    const m = line.match(/([0-9.]+) us\/run/);
+    if (m) return Number(m[1]);
+  }
+  return undefined;
+}
+
+async function ggmlPerfUs(tbo: string, a: Anchor): Promise<number> {
+  const { op, params } = ggmlFilter(a.ggml);
+  const out = await new Deno.Command(tbo, {
+    args: ["perf", "-b", "CUDA0", "-o", op, "-p", params],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const us = parseGgmlPerf(text, a.ggml);
+  if (us === undefined) {
+    throw new Error(
+      `test-backend-ops printed no time for ${a.ggml} (exit ${out.code}): ${
+        (text + new TextDecoder().decode(out.stderr)).slice(-400)
+      }`,
+    );
+  }
+  return us;
+}
+
+/**
+ * Times the anchors matching `only` in `rounds` alternating rounds: ggml-cuda's test-backend-ops
+ * perf (path `tbo`), then graphwire's default path on the same shape.
+ */
+export async function runVersus(
+  dev: CudaDevice,
+  tbo: string,
+  rounds: number,
+  log: (s: string) => void,
+  only?: RegExp,
+): Promise<VersusResult[]> {
+  setOption(dev.native, NativeOption.CUDA_GRAPHS, 1);
+  const results: VersusResult[] = [];
+  const median = (x: number[]) => {
+    const s = [...x].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  };
+  for (const a of anchors()) {
+    if (only && !only.test(a.name)) continue;
+    const b = new GraphBuilder();
+    const g = b.build(a.build(b));
+    const buf = await placeRandom(dev, g);
+    const rep = repeated(g, REPEAT);
+    const r: VersusResult = { name: a.name, rounds: [], medianRatio: 0, minRatio: 0, maxRatio: 0 };
+    try {
+      for (let i = 0; i < rounds; i++) {
+        const ggmlUs = await ggmlPerfUs(tbo, a);
+        const us = timePlan(dev, rep) * 1000 / REPEAT;
+        r.rounds.push({ ggmlUs, us });
+        log(
+          `  ${a.name.padEnd(46)} round ${String(i + 1).padStart(2)}: ggml-cuda ${
+            ggmlUs.toFixed(2).padStart(8)
+          } µs, ` +
+            `graphwire ${us.toFixed(2).padStart(8)} µs, ${(ggmlUs / us).toFixed(3)}x`,
+        );
+      }
+    } finally {
+      buf.free();
+    }
+    const ratios = r.rounds.map((x) => x.ggmlUs / x.us);
+    r.medianRatio = median(ratios);
+    r.minRatio = Math.min(...ratios);
+    r.maxRatio = Math.max(...ratios);
+    results.push(r);
+  }
+  log("");
+  log(
+    `${"anchor".padEnd(46)} ${"ggml-cuda".padStart(10)} ${
+      "graphwire".padStart(10)
+    }  ratio (median, min..max)`,
+  );
+  for (const r of results) {
+    log(
+      `${r.name.padEnd(46)} ${median(r.rounds.map((x) => x.ggmlUs)).toFixed(2).padStart(10)} ${
+        median(r.rounds.map((x) => x.us)).toFixed(2).padStart(10)
+      }  ${r.medianRatio.toFixed(3)}x (${r.minRatio.toFixed(3)}..${r.maxRatio.toFixed(3)})`,
+    );
+  }
+  return results;
+}
+
 if (import.meta.main) {
   const args = [...Deno.args];
   const ji = args.indexOf("--json");
@@ -387,6 +500,16 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   console.log(dev.description);
+  const gi = args.indexOf("--vs-ggml");
+  if (gi >= 0) {
+    const tbo = args.splice(gi, 2)[1];
+    const ri = args.indexOf("--rounds");
+    const rounds = ri >= 0 ? Number(args.splice(ri, 2)[1]) : 5;
+    if (!Number.isInteger(rounds) || rounds < 1) throw new Error("--rounds takes a positive integer");
+    const v = await runVersus(dev, tbo, rounds, (s) => console.log(s), only);
+    if (jsonPath) await Deno.writeTextFile(jsonPath, JSON.stringify(v, null, 2));
+    Deno.exit(0);
+  }
   const r = await runBench(dev, (s) => console.log(s), only, vi < 0);
   r.blas = `${blasInfo(dev.native)} (loaded: ${getOption(dev.native, NativeOption.BLAS_LOADED)})`;
   console.log(r.blas);

@@ -4,8 +4,9 @@
 # Stages: info, test (cuda_test.ts), check (every kernel case, one line each), bench (anchors, the
 # 1000-node graph, GRAPH_RECOMPUTE round trip), ggmlprep (unpacks .gpu/ggml-cuda.tar.xz into
 # /tmp/ggml-cuda, which outlives the call while the machine stays warm), ggmlperf (ggml-cuda's
-# test-backend-ops perf on the same shapes), replay (../shared/traces from .gpu/traces.tar.xz against
-# -d cuda:0 only), conformance (ggml's test-backend-ops against `rpc-server -d cuda:0`), models
+# test-backend-ops perf on the same shapes), versus (each anchor in VS_ROUNDS alternating rounds,
+# ggml-cuda's test-backend-ops then graphwire, median ratio; VS_ONLY narrows the anchors), replay
+# (../shared/traces from .gpu/traces.tar.xz against -d cuda:0 only), conformance (ggml's test-backend-ops against `rpc-server -d cuda:0`), models
 # (issue 6: llama-1b pp512/tg128 locally, through one server and split over two; MODEL_REPS reps).
 # WebGPU stages (issue 4/6; provider $WG_PROVIDER, default dawn): wgtest (backends/webgpu tests
 # against the CPU reference), wgreplay (the 352 recordings on webgpu:0), wgconf (test-backend-ops
@@ -28,6 +29,16 @@ export GRAPHWIRE_NATIVE_LIB=$PWD/.gpu/native/libgraphwire_cuda.so
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 PORT=51510
+
+# ggml-cuda's test-backend-ops (ggmlprep unpacks it) with its libraries and cuBLAS on the library path
+ggml_cuda_tbo() {
+  GC=/tmp/ggml-cuda
+  [ -x $GC/test-backend-ops ] || GC=.gpu/ggml-cuda
+  [ -x $GC/test-backend-ops ] || return 1
+  CUBLAS_DIR=$(dirname "$(find / -xdev -name 'libcublas.so.1*' 2>/dev/null | head -1)" 2>/dev/null)
+  export LD_LIBRARY_PATH=$(cd $GC && pwd):$CUBLAS_DIR:${LD_LIBRARY_PATH:-}
+  T=$(cd $GC && pwd)/test-backend-ops
+}
 
 for stage in "$@"; do
   echo "=== $stage $(date +%T)"
@@ -76,12 +87,7 @@ for stage in "$@"; do
       mkdir -p /tmp/ggml-cuda && tar xJf .gpu/ggml-cuda.tar.xz -C /tmp/ggml-cuda && ls /tmp/ggml-cuda
       ;;
     ggmlperf)
-      GC=/tmp/ggml-cuda
-      [ -x $GC/test-backend-ops ] || GC=.gpu/ggml-cuda
-      if [ -x $GC/test-backend-ops ]; then
-        CUBLAS_DIR=$(dirname "$(find / -xdev -name 'libcublas.so.1*' 2>/dev/null | head -1)" 2>/dev/null)
-        export LD_LIBRARY_PATH=$(cd $GC && pwd):$CUBLAS_DIR:${LD_LIBRARY_PATH:-}
-        T=$GC/test-backend-ops
+      if ggml_cuda_tbo; then
         {
           $T perf -b CUDA0 -o MUL_MAT -p "type_a=(f16|bf16|f32),type_b=f32,m=4096,n=(1|8|512),k=14336,bs=\[1,1\]"
           $T perf -b CUDA0 -o SOFT_MAX -p "ne=\[4096,4096,5,1\]"
@@ -89,6 +95,14 @@ for stage in "$@"; do
           $T perf -b CUDA0 -o CPY -p "type_src=f32,type_dst=f32,ne_src=\[786432,256,1,1\],permute_src=\[1,0,2,3\]"
           $T perf -b CUDA0 -o SWIGLU -p "type=f32,ne_a=\[34816,512,1,1\]"
         } 2>&1 | tee "$OUT/ggml_perf.log" | grep -E "us/run|Backend|error" | head -40
+      else
+        echo "no ggml-cuda build carried"
+      fi
+      ;;
+    versus)
+      if ggml_cuda_tbo; then
+        deno run -A --no-check backends/cuda/bench.ts --vs-ggml "$T" --rounds ${VS_ROUNDS:-3} --only "${VS_ONLY:-.}" \
+          --json "$OUT/versus.json" 2>&1 | tee "$OUT/versus.log" | tail -14
       else
         echo "no ggml-cuda build carried"
       fi
