@@ -259,6 +259,8 @@ export async function runBench(
     variant(/^FLASH/, "merge as a programmatic dependent", [O.FA_MERGE, 1]),
     variant(/^FLASH/, "slices fill the wave exactly", [O.FA_EXACT_WAVE, 1]),
     variant(/^FLASH/, "exact wave, merge as a programmatic dependent", [O.FA_EXACT_WAVE, 1], [O.FA_MERGE, 1]),
+    variant(/^FLASH/, "slices merged by the last to finish", [O.FA_MERGE, 2]),
+    variant(/^FLASH/, "merged by the last to finish, exact wave", [O.FA_MERGE, 2], [O.FA_EXACT_WAVE, 1]),
     variant(/^CPY/, "tiles along the swapped dim", [O.COPY_ORDER, 1]),
     variant(/^CPY/, "32 blocks/SM", [O.COPY_BLOCKS_PER_SM, 32]),
     variant(/^CPY/, "32-row tiles", [O.COPY_ROWS, 32]),

@@ -95,7 +95,7 @@ Deno.test({
       [O.COPY_ORDER, [0, 1], 2],
       [O.FA_KERNEL, [0, 1, 2], 3],
       [O.PDL, [0, 1, 2], 3],
-      [O.FA_MERGE, [0, 1], 2],
+      [O.FA_MERGE, [0, 1, 2], 3],
       [O.FA_EXACT_WAVE, [0, 1], 2],
     ];
     for (const [key, good, bad] of cases) {
@@ -335,6 +335,55 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "FLASH_ATTN_EXT merged by the last slice to finish: two nodes in one graph, replayed, match the merge kernel",
+  ignore: !haveGpu,
+  fn: async () => {
+    // the merge counters are shared by every launch on the device and must be back at 0 after each:
+    // two nodes of different query counts and slice counts, run plainly, captured and replayed
+    const dev = gpu!;
+    setOption(dev.native, NativeOption.CUDA_GRAPHS, 1);
+    const saved = getOption(dev.native, NativeOption.FA_MERGE);
+    const b = new GraphBuilder();
+    const q1 = b.newTensor(F32, [128, 1, 8, 1]);
+    const k1 = b.newTensor(F16, [128, 8192, 8, 1]);
+    const v1 = b.newTensor(F16, [128, 8192, 8, 1]);
+    const m1 = b.newTensor(F16, [8192, 1, 1, 1]);
+    const o1 = b.flashAttnExt(q1, k1, v1, m1, 1 / Math.sqrt(128));
+    const q2 = b.newTensor(F32, [64, 3, 2, 1]);
+    const k2 = b.newTensor(F16, [64, 3000, 2, 1]);
+    const v2 = b.newTensor(F16, [64, 3000, 2, 1]);
+    const o2 = b.flashAttnExt(q2, k2, v2, null, 1 / 8);
+    o2.src[4] = b.newTensor(F32, [2]); // sinks
+    const g = b.build(o1, o2);
+    const buf = await placed(dev, g);
+    const rand = rng(11);
+    for (const t of [q1, k1, v1, m1, q2, k2, v2, o2.src[4]!]) {
+      buf.set(t.offset, encodeValues(t.type, Array.from({ length: nelements(t) }, () => rand() * 2 - 1)));
+    }
+    try {
+      setOption(dev.native, NativeOption.FA_MERGE, 0);
+      const ref = dev.planCreate(g);
+      dev.planCompute(ref);
+      const want1 = readF32(o1), want2 = readF32(o2);
+      dev.planFree(ref);
+      setOption(dev.native, NativeOption.FA_MERGE, 2);
+      const plan = dev.planCreate(g);
+      for (let i = 0; i < 5; i++) {
+        dev.planCompute(plan); // plain, then captured and replayed
+        assertNmse(readF32(o1), want1, 1e-10, `node 1, run ${i + 1}`);
+        assertNmse(readF32(o2), want2, 1e-10, `node 2 (sinks), run ${i + 1}`);
+      }
+      assertOk(dev.planStats(plan).graphLaunches >= 3, "replayed as a CUDA graph");
+      dev.planFree(plan);
+    } finally {
+      setOption(dev.native, NativeOption.FA_MERGE, saved);
+      buf.free();
+    }
+  },
+});
+
+Deno.test({
   name: "hostile graphs: inconsistent shapes are refused, data-dependent indices stay in bounds",
   ignore: !haveGpu,
   fn: async () => {
@@ -498,6 +547,12 @@ Deno.test({
       ["FA, V loaded early, 2 blocks per SM", [[O.FA_KERNEL, 1], [O.FA_BLOCKS_PER_SM, 2]], /FLASH_ATTN_EXT/],
       ["FA, a lane per key row", [[O.FA_KERNEL, 2]], /FLASH_ATTN_EXT/],
       ["FA, merge as a programmatic dependent", [[O.FA_MERGE, 1]], /FLASH_ATTN_EXT/],
+      ["FA, slices merged by the last to finish", [[O.FA_MERGE, 2]], /FLASH_ATTN_EXT/],
+      [
+        "FA, slices merged by the last to finish, any length, PDL for every kernel",
+        [[O.FA_MERGE, 2], [O.FA_EXACT_WAVE, 1], [O.PDL, 2]],
+        /FLASH_ATTN_EXT/,
+      ],
       ["FA, slices of any length", [[O.FA_EXACT_WAVE, 1]], /FLASH_ATTN_EXT/],
       [
         "plain launches (no PDL)",

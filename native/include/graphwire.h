@@ -114,7 +114,8 @@ typedef enum gw_option {
                                    dependent launch, also inside CUDA graphs): 1 (default) the mat-vec kernels of
                                    n <= 2, where it was measured faster; 2 every kernel; 0 none */
   GW_OPT_FA_MERGE = 16,         /* FLASH_ATTN_EXT's merge of key slices: 0 (default) a plain launch; 1 a programmatic
-                                   dependent of the split kernel (when GW_OPT_PDL is not 0) */
+                                   dependent of the split kernel (when GW_OPT_PDL is not 0); 2 no merge kernel: the
+                                   last slice of each query to finish merges them */
   GW_OPT_FA_EXACT_WAVE = 17     /* FLASH_ATTN_EXT's key slices: 0 (default) whole 32-key tiles; 1 any length, so the
                                    slice count aimed at (blocks per SM x SMs) is kept exactly */
 } gw_option;

@@ -203,7 +203,11 @@ struct RunCtx {
   int32_t device;
   int launches;     // counts kernel launches (statistics)
   int pdl = 0;      // programmatic dependent launch: 0 none, 1 for GW_LAUNCH_PDL sites, 2 for every launch
+  unsigned* fa_counters = nullptr; // the device's FA_COUNTERS counters, 0 between kernels (FLASH_ATTN_EXT)
 };
+
+/** Queries of a FLASH_ATTN_EXT node whose key slices can be merged by the last slice to finish. */
+constexpr int FA_COUNTERS = 16384;
 
 /** Context of validation: collects the scratch a node needs and the reason it is refused. */
 struct CheckCtx {

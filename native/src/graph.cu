@@ -238,6 +238,7 @@ gw_status launch_all(Device* d, gw_plan* p, int* launches) {
   r.device = d->id;
   r.launches = 0;
   r.pdl = GW_HAVE_PDL && d->caps.cc >= 90 ? g_options.pdl : 0;
+  r.fa_counters = d->fa_counters;
   for (size_t i = 0; i < p->nodes.size(); i++) {
     run_node(p->nodes[i], p->defs[i], r);
     cudaError_t e = cudaPeekAtLastError();

@@ -67,6 +67,9 @@ __device__ __forceinline__ float gw_shfl(float v, int l) { return __shfl(v, l, 3
 __device__ __forceinline__ void gw_syncwarp() {}
 template <typename T>
 __device__ __forceinline__ T gw_ldcs(const T* p) { return *p; }
+/** A load through the coherent cache level (data another block wrote in this kernel). */
+template <typename T>
+__device__ __forceinline__ T gw_ldcg(const T* p) { return *(const volatile T*)p; }
 __device__ __forceinline__ void gw_pdl_start() {}
 #define GW_HAVE_PDL 0
 #else
@@ -83,6 +86,9 @@ __device__ __forceinline__ void gw_syncwarp() { __syncwarp(); }
 /** A load of data read once (streaming, evict first). */
 template <typename T>
 __device__ __forceinline__ T gw_ldcs(const T* p) { return __ldcs(p); }
+/** A load through L2, not L1 (data another block wrote in this kernel). */
+template <typename T>
+__device__ __forceinline__ T gw_ldcg(const T* p) { return __ldcg(p); }
 /**
  * First statement of every kernel: with programmatic dependent launch (sm_90+, GW_OPT_PDL) a kernel
  * may be started while the one before it in the stream still runs, so it lets the next kernel start

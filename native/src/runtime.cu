@@ -90,6 +90,16 @@ Device* get_device(int32_t id, gw_status* st) {
 #endif
       e = cudaStreamCreateWithFlags(&d->stream, cudaStreamNonBlocking);
     }
+    // counters that kernels leave at 0 when they finish; every launch on the device's one stream
+    // runs after the previous one, so one set serves them all
+    if (e == cudaSuccess && !d->fa_counters) {
+      void* c = nullptr;
+      e = cudaMalloc(&c, FA_COUNTERS * sizeof(unsigned));
+      if (e == cudaSuccess) e = cudaMemsetAsync(c, 0, FA_COUNTERS * sizeof(unsigned), d->stream);
+      if (e == cudaSuccess) e = cudaStreamSynchronize(d->stream);
+      if (e == cudaSuccess) d->fa_counters = (unsigned*)c;
+      else if (c) (void)cudaFree(c);
+    }
   }
   if (e != cudaSuccess) {
     *st = cuda_fail(e, "initialising the device");
@@ -194,7 +204,7 @@ static gw_status set_option(int32_t key, int64_t value) {
       return set_int(o.copy_rows, value, value == 0 || value == 32 || value == 64, "copy rows", "0, 32 or 64");
     case GW_OPT_FA_KERNEL: return set_int(o.fa_kernel, value, value >= 0 && value <= 2, "FA kernel", "0, 1 or 2");
     case GW_OPT_PDL: return set_int(o.pdl, value, value >= 0 && value <= 2, "PDL", "0, 1 or 2");
-    case GW_OPT_FA_MERGE: return set_int(o.fa_merge, value, value == 0 || value == 1, "FA merge", "0 or 1");
+    case GW_OPT_FA_MERGE: return set_int(o.fa_merge, value, value >= 0 && value <= 2, "FA merge", "0, 1 or 2");
     case GW_OPT_FA_EXACT_WAVE:
       return set_int(o.fa_exact_wave, value, value == 0 || value == 1, "FA exact wave", "0 or 1");
     default: return fail(GW_ERR_INVALID, "unknown option %d", key);

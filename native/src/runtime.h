@@ -35,6 +35,7 @@ struct Device {
   std::map<uint64_t, Allocation> allocs; // base -> allocation
   Blas* blas = nullptr;                   // loaded lazily, null when absent or disabled
   bool blas_tried = false;
+  unsigned* fa_counters = nullptr;        // FA_COUNTERS zeroed counters (FLASH_ATTN_EXT's merge in the split kernel)
 };
 
 /** Options set through gw_set_option. */
@@ -55,7 +56,8 @@ struct Options {
   int copy_order = 0;       // transposing copy: 0 consecutive tiles along dim 0, 1 along the swapped dim
   int pdl = 1;              // programmatic dependent launch on sm_90+: 0 none, 1 where measured faster, 2 every kernel
   int fa_exact_wave = 0;    // FLASH_ATTN_EXT: 1 slices of any length (the wave filled exactly), 0 whole 32-key tiles
-  int fa_merge = 0;         // FLASH_ATTN_EXT's merge of slices: 0 plain launch, 1 programmatic dependent (with PDL on)
+  int fa_merge = 0;         // FLASH_ATTN_EXT's merge of slices: 0 plain launch, 1 programmatic dependent (with PDL on),
+                            // 2 in the split kernel, by the last slice of each query to finish
   int fa_kernel = 0;        // FLASH_ATTN_EXT: 0 8 lanes per key row, 1 the same with V loaded early, 2 a lane per row
 };
 extern Options g_options;

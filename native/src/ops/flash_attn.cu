@@ -24,6 +24,7 @@ struct FaArgs {
   int64_t n_q, n_kv, H, B, Dk, Dv;
   int64_t chunk;    // keys per split
   float* partials;  // [split][query][2 + Dv] when splits > 1
+  unsigned* counters; // per query, the slices finished (all 0 between launches); null: k_fa_combine merges
   // 32-bit divisors for a query's indices (64-bit division costs a long instruction sequence each)
   uint32_t nq32, H32, rk2, rk3, rv2, rv3, mask2, mask3;
 };
@@ -123,9 +124,53 @@ __device__ __forceinline__ float2 pair_f32(uint32_t u, bf16_t*) {
 }
 __device__ __forceinline__ float2 pair_f32(float2 v, float*) { return v; }
 
+constexpr int FA_MAX_SPLITS = 1024;
+
+// Merges query qi's `splits` partials ([split][query][2 + Dv]: running maximum, sum, accumulators) into
+// its output row, with the sink when there is one; any block size that is a multiple of 32; `splits`
+// floats of dynamic shared memory (fa_merge_smem). Partials are read through L2 (`ld.cg`): the block
+// merging them is not the one that wrote most of them.
+__device__ void fa_merge_slices(const FaArgs& a, int splits, uint32_t qi, int64_t iq, int64_t h, int64_t b) {
+  extern __shared__ float fs[];
+  __shared__ float red[32];
+  const int64_t nq = gridDim.x;
+  const int64_t stride = 2 + a.Dv;
+  const float* base = a.partials + qi * stride;
+  float mx = -INFINITY;
+  for (int s = threadIdx.x; s < splits; s += blockDim.x) mx = fmaxf(mx, gw_ldcg(base + (int64_t)s * nq * stride));
+  mx = block_max(mx, red);
+  float sk = -INFINITY;
+  if (a.has_sinks) {
+    sk = load_f(a.sinks.ptr(h, 0, 0, 0), a.sinks.type);
+    mx = fmaxf(mx, sk);
+  }
+  float l = 0.0f;
+  for (int s = threadIdx.x; s < splits; s += blockDim.x) {
+    const float* part = base + (int64_t)s * nq * stride;
+    const float ms = gw_ldcg(part);
+    const float f = ms == -INFINITY ? 0.0f : expf(ms - mx);
+    fs[s] = f;
+    l += gw_ldcg(part + 1) * f;
+  }
+  l = block_sum(l, red);
+  if (a.has_sinks) l += expf(sk - mx);
+  __syncthreads();
+  const float inv = l == 0.0f ? 0.0f : 1.0f / l;
+  for (int64_t e = threadIdx.x; e < a.Dv; e += blockDim.x) {
+    const float* pe = base + 2 + e;
+    float o = 0.0f;
+#pragma unroll 16
+    for (int s = 0; s < splits; s++) o += gw_ldcg(pe + (int64_t)s * nq * stride) * fs[s];
+    *(float*)a.d.ptr(e, h, iq, b) = o * inv;
+  }
+}
+
+// Dynamic shared memory of a split kernel launch: the merge's factors when the kernel merges.
+inline size_t fa_merge_smem(const FaArgs& a, dim3 grid) { return a.counters ? grid.y * sizeof(float) : 0; }
+
 // After the warps have left their running maxima, sums and accumulators (rows `stride` floats apart) in
-// shared memory: the output row when one block holds every key, else this slice's partial for
-// k_fa_combine.
+// shared memory: the output row when one block holds every key, else this slice's partial, merged by
+// k_fa_combine or (a.counters set) by whichever block of the query finishes last.
 __device__ void fa_block_out(const FaArgs& a, const float* wm, const float* wl, const float* wacc, int stride,
                              int64_t qi, int64_t iq, int64_t h, int64_t b) {
   float M = -INFINITY;
@@ -162,6 +207,18 @@ __device__ void fa_block_out(const FaArgs& a, const float* wm, const float* wl, 
       for (int w = 0; w < FA_WARPS; w++) o += wacc[w * stride + e] * f[w];
       part[2 + e] = o;
     }
+    if (!a.counters) return;
+    // the last of the query's slices to finish merges them: this partial is made visible to the
+    // whole GPU before the count says it is there (the CUDA threadFenceReduction pattern)
+    __shared__ bool last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(a.counters + qi, 1u) == gridDim.y - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    fa_merge_slices(a, (int)gridDim.y, (uint32_t)qi, iq, h, b);
+    if (threadIdx.x == 0) a.counters[qi] = 0; // ready for the next launch
   }
 }
 
@@ -400,8 +457,6 @@ __global__ void __launch_bounds__(FA_WARPS * 32, (fa_vec_min_blocks<T, D, EARLY_
   fa_block_out(a, wm, wl, &wacc[0][0], D, qi, iq, h, b);
 }
 
-constexpr int FA_MAX_SPLITS = 1024;
-
 // Merges the slices of one query: the running maxima first (in parallel over slices), then output
 // elements a warp-wide chunk per block (grid.y), each summed over slices by 8 groups of 32 lanes, so
 // a thread has only splits / 8 partials to load and they are all in flight at once.
@@ -509,14 +564,16 @@ bool check_fa(const Node& n, CheckCtx& c) {
 
 template <typename KT, int D>
 void launch_fa_d(RunCtx& r, const FaArgs& a, dim3 grid, bool vec) {
-  if (vec) GW_LAUNCH(r, (k_fa_split<KT, KT, true, D>), grid, FA_WARPS * 32, 0, a);
-  else GW_LAUNCH(r, (k_fa_split<KT, KT, false, 0>), grid, FA_WARPS * 32, 0, a);
+  const size_t smem = fa_merge_smem(a, grid);
+  if (vec) GW_LAUNCH(r, (k_fa_split<KT, KT, true, D>), grid, FA_WARPS * 32, smem, a);
+  else GW_LAUNCH(r, (k_fa_split<KT, KT, false, 0>), grid, FA_WARPS * 32, smem, a);
 }
 
 template <typename T, int D>
 void launch_fa_vec(RunCtx& r, const FaArgs& a, dim3 grid) {
-  if (g_options.fa_kernel == 1) GW_LAUNCH(r, (k_fa_vec<T, D, true>), grid, FA_WARPS * 32, 0, a);
-  else GW_LAUNCH(r, (k_fa_vec<T, D, false>), grid, FA_WARPS * 32, 0, a);
+  const size_t smem = fa_merge_smem(a, grid);
+  if (g_options.fa_kernel == 1) GW_LAUNCH(r, (k_fa_vec<T, D, true>), grid, FA_WARPS * 32, smem, a);
+  else GW_LAUNCH(r, (k_fa_vec<T, D, false>), grid, FA_WARPS * 32, smem, a);
 }
 
 template <typename KT>
@@ -546,10 +603,11 @@ void launch_fa(RunCtx& r, const FaArgs& a, dim3 grid, bool vec, bool vec8) {
 // K and V of different types: the generic kernel
 template <typename KT>
 void launch_fa_mixed(RunCtx& r, const FaArgs& a, dim3 grid) {
+  const size_t smem = fa_merge_smem(a, grid);
   switch (a.v.type) {
-    case F16: GW_LAUNCH(r, (k_fa_split<KT, gw_half, false, 0>), grid, FA_WARPS * 32, 0, a); break;
-    case BF16: GW_LAUNCH(r, (k_fa_split<KT, bf16_t, false, 0>), grid, FA_WARPS * 32, 0, a); break;
-    default: GW_LAUNCH(r, (k_fa_split<KT, float, false, 0>), grid, FA_WARPS * 32, 0, a); break;
+    case F16: GW_LAUNCH(r, (k_fa_split<KT, gw_half, false, 0>), grid, FA_WARPS * 32, smem, a); break;
+    case BF16: GW_LAUNCH(r, (k_fa_split<KT, bf16_t, false, 0>), grid, FA_WARPS * 32, smem, a); break;
+    default: GW_LAUNCH(r, (k_fa_split<KT, float, false, 0>), grid, FA_WARPS * 32, smem, a); break;
   }
 }
 
@@ -587,6 +645,8 @@ void run_fa(const Node& n, RunCtx& r) {
   const int splits = fa_splits(n, *r.caps, a.chunk);
   a.partials = (float*)r.scratch;
   const int64_t queries = a.n_q * a.H * a.B;
+  // GW_OPT_FA_MERGE 2: no merge kernel; the last slice of each query to finish merges them
+  a.counters = splits > 1 && g_options.fa_merge == 2 && queries <= FA_COUNTERS ? r.fa_counters : nullptr;
   const dim3 grid((unsigned)queries, (unsigned)splits);
   const int es = type_size(a.k.type);
   const bool vec = (a.Dk * es) % 16 == 0 && aligned16(a.k.data) && a.k.nb[1] % 16 == 0 && a.k.nb[2] % 16 == 0 &&
@@ -607,7 +667,7 @@ void run_fa(const Node& n, RunCtx& r) {
       default: launch_fa<float>(r, a, grid, vec, vec8); break;
     }
   }
-  if (splits > 1) {
+  if (splits > 1 && !a.counters) {
     const dim3 cgrid((unsigned)queries, (unsigned)((a.Dv + 31) / 32));
     // GW_OPT_FA_MERGE 1: the merge may be placed on the SMs while the split kernel finishes (to compare)
     if (g_options.fa_merge == 1) GW_LAUNCH_PDL(r, k_fa_combine, cgrid, FA_COMBINE_GROUPS * 32, 0, a, splits);
