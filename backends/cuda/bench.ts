@@ -1,7 +1,7 @@
 /**
  * Measurements of the native device on a GPU host
  * (`deno run -A backends/cuda/bench.ts [--json F] [--only REGEX] [--no-variants]
- * [--vs-ggml TEST_BACKEND_OPS [--rounds N]]`):
+ * [--set NAME=V[,NAME=V]] [--vs-ggml TEST_BACKEND_OPS [--rounds N] [--variant NAME=V[,NAME=V]]...]`):
  *
  * - the issue's anchor shapes (MUL_MAT 4096×14336 at n = 1, 8, 512; SOFT_MAX; FLASH_ATTN_EXT decode;
  *   a transposing CPY; fused SWIGLU), device time per node from device events around replays of a
@@ -15,7 +15,9 @@
  * test-backend-ops perf, run beside this in the same session (native/scripts/h100.sh). With
  * `--vs-ggml`, each anchor is timed in alternating rounds, ggml-cuda's test-backend-ops (a separate
  * process on the same GPU) then graphwire, so that a drift of clocks or temperature over the call
- * falls on both, and the verdict is the median of the per-round ratios.
+ * falls on both, and the verdict is the median of the per-round ratios; each `--variant` (native
+ * options by their NativeOption name) is timed in the same rounds. `--set` changes options for the
+ * whole run.
  * @module
  */
 
@@ -381,12 +383,28 @@ export async function runBench(
 /** One anchor timed in alternating rounds against ggml-cuda's test-backend-ops perf. */
 export interface VersusResult {
   name: string;
+  /** graphwire's configuration: "default" or a variant's options. */
+  config: string;
   /** Per round: ggml-cuda's µs per run, then graphwire's µs per node. */
   rounds: { ggmlUs: number; us: number }[];
   /** Median over the rounds of ggml µs / graphwire µs (above 1: graphwire faster). */
   medianRatio: number;
   minRatio: number;
   maxRatio: number;
+}
+
+/** Native options by name, as `--set` and `--variant` take them: "FA_MERGE=2,PDL=0". */
+export function parseOptions(text: string): [number, number][] {
+  return text.split(",").map((kv) => {
+    const m = kv.trim().match(/^([A-Z0-9_]+)=(-?\d+)$/);
+    const key = m ? (NativeOption as Record<string, number>)[m[1]] : undefined;
+    if (!m || key === undefined) {
+      throw new Error(
+        `not an option setting: ${kv} (NAME=INTEGER, NAME one of ${Object.keys(NativeOption).join(" ")})`,
+      );
+    }
+    return [key, Number(m[2])];
+  });
 }
 
 /** test-backend-ops' `-o` and `-p` (a regex over the case's parameters) for an anchor's case string. */
@@ -436,8 +454,13 @@ export async function runVersus(
   rounds: number,
   log: (s: string) => void,
   only?: RegExp,
+  variants: string[] = [],
 ): Promise<VersusResult[]> {
   setOption(dev.native, NativeOption.CUDA_GRAPHS, 1);
+  const configs = [
+    { label: "default", options: [] as [number, number][] },
+    ...variants.map((v) => ({ label: v, options: parseOptions(v) })),
+  ];
   const results: VersusResult[] = [];
   const median = (x: number[]) => {
     const s = [...x].sort((a, b) => a - b);
@@ -449,39 +472,60 @@ export async function runVersus(
     const g = b.build(a.build(b));
     const buf = await placeRandom(dev, g);
     const rep = repeated(g, REPEAT);
-    const r: VersusResult = { name: a.name, rounds: [], medianRatio: 0, minRatio: 0, maxRatio: 0 };
+    const rs: VersusResult[] = configs.map((c) => ({
+      name: a.name,
+      config: c.label,
+      rounds: [],
+      medianRatio: 0,
+      minRatio: 0,
+      maxRatio: 0,
+    }));
     try {
       for (let i = 0; i < rounds; i++) {
         const ggmlUs = await ggmlPerfUs(tbo, a);
-        const us = timePlan(dev, rep) * 1000 / REPEAT;
-        r.rounds.push({ ggmlUs, us });
-        log(
-          `  ${a.name.padEnd(46)} round ${String(i + 1).padStart(2)}: ggml-cuda ${
-            ggmlUs.toFixed(2).padStart(8)
-          } µs, ` +
-            `graphwire ${us.toFixed(2).padStart(8)} µs, ${(ggmlUs / us).toFixed(3)}x`,
-        );
+        const line = [`ggml-cuda ${ggmlUs.toFixed(2)} µs`];
+        configs.forEach((c, j) => {
+          const saved = c.options.map(([k]) => [k, getOption(dev.native, k)] as [number, number]);
+          for (const [k, v] of c.options) setOption(dev.native, k, v);
+          try {
+            const us = timePlan(dev, rep) * 1000 / REPEAT;
+            rs[j].rounds.push({ ggmlUs, us });
+            line.push(`${c.label} ${us.toFixed(2)} µs (${(ggmlUs / us).toFixed(3)}x)`);
+          } finally {
+            for (const [k, v] of saved) setOption(dev.native, k, v);
+          }
+        });
+        log(`  ${a.name} round ${i + 1}: ${line.join(", ")}`);
       }
     } finally {
       buf.free();
     }
-    const ratios = r.rounds.map((x) => x.ggmlUs / x.us);
-    r.medianRatio = median(ratios);
-    r.minRatio = Math.min(...ratios);
-    r.maxRatio = Math.max(...ratios);
-    results.push(r);
+    for (const r of rs) {
+      const ratios = r.rounds.map((x) => x.ggmlUs / x.us);
+      r.medianRatio = median(ratios);
+      r.minRatio = Math.min(...ratios);
+      r.maxRatio = Math.max(...ratios);
+      results.push(r);
+    }
   }
   log("");
-  log(
-    `${"anchor".padEnd(46)} ${"ggml-cuda".padStart(10)} ${
-      "graphwire".padStart(10)
-    }  ratio (median, min..max)`,
-  );
+  const cw = Math.max(9, ...configs.map((c) => c.label.length));
+  const head = [
+    "anchor".padEnd(46),
+    "graphwire".padEnd(cw),
+    "ggml-cuda".padStart(10),
+    "graphwire".padStart(10),
+  ];
+  log(`${head.join(" ")}  ratio (median, min..max)`);
   for (const r of results) {
+    const cols = [
+      r.name.padEnd(46),
+      r.config.padEnd(cw),
+      median(r.rounds.map((x) => x.ggmlUs)).toFixed(2).padStart(10),
+      median(r.rounds.map((x) => x.us)).toFixed(2).padStart(10),
+    ];
     log(
-      `${r.name.padEnd(46)} ${median(r.rounds.map((x) => x.ggmlUs)).toFixed(2).padStart(10)} ${
-        median(r.rounds.map((x) => x.us)).toFixed(2).padStart(10)
-      }  ${r.medianRatio.toFixed(3)}x (${r.minRatio.toFixed(3)}..${r.maxRatio.toFixed(3)})`,
+      `${cols.join(" ")}  ${r.medianRatio.toFixed(3)}x (${r.minRatio.toFixed(3)}..${r.maxRatio.toFixed(3)})`,
     );
   }
   return results;
@@ -502,13 +546,20 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   console.log(dev.description);
+  for (let si = args.indexOf("--set"); si >= 0; si = args.indexOf("--set")) {
+    for (const [k, v] of parseOptions(args.splice(si, 2)[1])) setOption(dev.native, k, v);
+  }
+  const variants: string[] = [];
+  for (let i = args.indexOf("--variant"); i >= 0; i = args.indexOf("--variant")) {
+    variants.push(args.splice(i, 2)[1]);
+  }
   const gi = args.indexOf("--vs-ggml");
   if (gi >= 0) {
     const tbo = args.splice(gi, 2)[1];
     const ri = args.indexOf("--rounds");
     const rounds = ri >= 0 ? Number(args.splice(ri, 2)[1]) : 5;
     if (!Number.isInteger(rounds) || rounds < 1) throw new Error("--rounds takes a positive integer");
-    const v = await runVersus(dev, tbo, rounds, (s) => console.log(s), only);
+    const v = await runVersus(dev, tbo, rounds, (s) => console.log(s), only, variants);
     if (jsonPath) await Deno.writeTextFile(jsonPath, JSON.stringify(v, null, 2));
     Deno.exit(0);
   }

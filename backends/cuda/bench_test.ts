@@ -1,5 +1,6 @@
-import { assertEquals } from "../../tests/asserts.ts";
-import { ggmlFilter, parseGgmlPerf } from "./bench.ts";
+import { assert, assertEquals } from "../../tests/asserts.ts";
+import { ggmlFilter, parseGgmlPerf, parseOptions } from "./bench.ts";
+import { NativeOption } from "./ffi.ts";
 
 Deno.test("bench --vs-ggml: an anchor's case string becomes test-backend-ops' -o and an anchored -p", () => {
   const fa =
@@ -34,4 +35,12 @@ Deno.test("bench --vs-ggml: the time is read from the perf line of the anchor's 
     parseGgmlPerf("  SWIGLU(type=f32,ne_a=[34816,512,1,1],v=0,swapped=0): not supported", "SWIGLU("),
     undefined,
   );
+});
+
+Deno.test("bench --set / --variant: native options by name; unknown names and non-integers are refused", () => {
+  assertEquals(parseOptions("FA_MERGE=2"), [[NativeOption.FA_MERGE, 2]]);
+  assertEquals(parseOptions("FA_MERGE=2, PDL=0"), [[NativeOption.FA_MERGE, 2], [NativeOption.PDL, 0]]);
+  assert.throws(() => parseOptions("FA_MERGED=2"), /not an option setting: FA_MERGED=2/);
+  assert.throws(() => parseOptions("PDL=1.5"), /not an option setting/);
+  assert.throws(() => parseOptions("PDL"), /not an option setting/);
 });

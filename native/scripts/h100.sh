@@ -5,7 +5,8 @@
 # 1000-node graph, GRAPH_RECOMPUTE round trip), ggmlprep (unpacks .gpu/ggml-cuda.tar.xz into
 # /tmp/ggml-cuda, which outlives the call while the machine stays warm), ggmlperf (ggml-cuda's
 # test-backend-ops perf on the same shapes), versus (each anchor in VS_ROUNDS alternating rounds,
-# ggml-cuda's test-backend-ops then graphwire, median ratio; VS_ONLY narrows the anchors), replay
+# ggml-cuda's test-backend-ops then graphwire, median ratio; VS_ONLY narrows the anchors, VS_VARIANTS
+# "FA_MERGE=2;FA_MERGE=2,FA_EXACT_WAVE=1" times option sets in the same rounds), replay
 # (../shared/traces from .gpu/traces.tar.xz against -d cuda:0 only), conformance (ggml's test-backend-ops against `rpc-server -d cuda:0`), models
 # (issue 6: llama-1b pp512/tg128 locally, through one server and split over two; MODEL_REPS reps).
 # WebGPU stages (issue 4/6; provider $WG_PROVIDER, default dawn): wgtest (backends/webgpu tests
@@ -101,8 +102,11 @@ for stage in "$@"; do
       ;;
     versus)
       if ggml_cuda_tbo; then
+        VARIANTS=()
+        IFS=';' read -ra VS <<< "${VS_VARIANTS:-}"
+        for v in "${VS[@]}"; do VARIANTS+=(--variant "$v"); done
         deno run -A --no-check backends/cuda/bench.ts --vs-ggml "$T" --rounds ${VS_ROUNDS:-3} --only "${VS_ONLY:-.}" \
-          --json "$OUT/versus.json" 2>&1 | tee "$OUT/versus.log" | tail -14
+          "${VARIANTS[@]}" --json "$OUT/versus.json" 2>&1 | tee "$OUT/versus.log" | grep -v "round"
       else
         echo "no ggml-cuda build carried"
       fi
