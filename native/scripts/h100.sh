@@ -6,7 +6,8 @@
 # /tmp/ggml-cuda, which outlives the call while the machine stays warm), ggmlperf (ggml-cuda's
 # test-backend-ops perf on the same shapes), versus (each anchor in VS_ROUNDS alternating rounds,
 # ggml-cuda's test-backend-ops then graphwire, median ratio; VS_ONLY narrows the anchors, VS_VARIANTS
-# "FA_MERGE=2;FA_MERGE=2,FA_EXACT_WAVE=1" times option sets in the same rounds), replay
+# "FA_MERGE=2;FA_MERGE=2,FA_EXACT_WAVE=1" times option sets in the same rounds), vsserver (llama-1b
+# through ggml-cuda's own RPC server and through graphwire's on the same GPU, alternating), replay
 # (../shared/traces from .gpu/traces.tar.xz against -d cuda:0 only), conformance (ggml's test-backend-ops against `rpc-server -d cuda:0`), models
 # (issue 6: llama-1b pp512/tg128 locally, through one server and split over two; MODEL_REPS reps).
 # WebGPU stages (issue 4/6; provider $WG_PROVIDER, default dawn): wgtest (backends/webgpu tests
@@ -156,6 +157,28 @@ for stage in "$@"; do
         deno run -A --no-check --unstable-webgpu cli/main.ts bench -m llama-1b -d webgpu -r ${MODEL_REPS:-2} $serve 2>&1 |
           tee -a "$OUT/wgmodels.log" | grep -E "^\||rror"
       done
+      ;;
+    vsserver)
+      # graphwire's rpc-server against ggml's own (ggml-cuda d99724f2's RPC server on CUDA0, a scratch
+      # main in the ggml-cuda build), same GPU, same client: llama-1b through each in alternating rounds
+      if ggml_cuda_tbo; then
+        "$(dirname "$T")/gw-ref-rpc-server" -d ${VS_GGML_DEVICE:-CUDA0} -p $((PORT + 1)) > "$OUT/ggml_server.log" 2>&1 &
+        GSRV=$!
+        deno run -A --no-check cli/main.ts rpc-server -d ${VS_DEVICE:-cuda:0} -p $((PORT + 2)) > "$OUT/gw_server.log" 2>&1 &
+        WSRV=$!
+        sleep 8
+        head -3 "$OUT/ggml_server.log" "$OUT/gw_server.log"
+        for round in $(seq ${VS_ROUNDS:-2}); do
+          for which in "ggml $((PORT + 1))" "graphwire $((PORT + 2))"; do
+            echo "--- round $round: ${VS_MODEL:-llama-1b} through ${which% *}'s rpc-server" | tee -a "$OUT/vsserver.log"
+            deno run -A --no-check cli/main.ts bench -m ${VS_MODEL:-llama-1b} --rpc 127.0.0.1:${which#* } -r ${MODEL_REPS:-2} ${VS_BENCH_ARGS:-} 2>&1 |
+              tee -a "$OUT/vsserver.log" | grep -E "^\||rror"
+          done
+        done
+        kill $GSRV $WSRV
+      else
+        echo "no ggml-cuda build carried"
+      fi
       ;;
     models)
       for serve in "" "--serve" "--serve 2"; do
