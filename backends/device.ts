@@ -92,6 +92,12 @@ export interface Device {
   compute(graph: Graph): Awaitable<void>;
   /** Waits until all queued work is done. */
   synchronize(): Awaitable<void>;
+  /**
+   * Abandons work in flight or queued: the computes waiting for it reject at once. Optional: for
+   * devices whose computes are promises that can take long (the off-thread CPU device). The server
+   * calls it when it closes, so that a long graph does not hold up Ctrl+C.
+   */
+  abort?(): void;
   /** Releases the device. */
   close(): Awaitable<void>;
 }

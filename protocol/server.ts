@@ -160,10 +160,14 @@ export class RpcServer {
     }
   }
 
-  /** Closes every listener and connection. */
+  /**
+   * Closes every listener and connection, and abandons the devices' computes in flight
+   * (`Device.abort`) so that connections waiting for one end now rather than when it finishes.
+   */
   close(): void {
     for (const l of this.#listeners) l.close();
     for (const s of this.#sessions) s.conn.close();
+    for (const d of this.devices) d.abort?.();
   }
 
   /** Serves one connection to its end. Never throws. */

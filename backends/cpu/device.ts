@@ -2,28 +2,39 @@
  * The CPU device: buffers are ArrayBuffers in this process; kernels are the TypeScript reference
  * implementations of backends/cpu/ops. It is graphwire's executable definition of each op and the
  * device of hosts without a GPU.
+ *
+ * It computes in one of two ways. Synchronous (the default): `planCompute` runs the graph on the
+ * calling thread and returns when it is done, large nodes split over worker threads (pool.ts).
+ * Off-thread (`offThread: true`, what discovery and so the RPC server use): `planCompute` returns
+ * a promise and the graph runs on a graph thread (graph_thread.ts), so the caller's event loop
+ * keeps serving other connections and signals meanwhile; computes queue there in call order.
+ *
+ * @example
+ * ```ts
+ * const dev = new CpuDevice({ offThread: true });
+ * await dev.compute(graph); // the event loop runs while the graph does
+ * dev.close();
+ * ```
  * @module
  */
 
-import { DeviceError, UnsupportedOpError } from "../../protocol/errors.ts";
 import type { Graph } from "../../protocol/graph/graph.ts";
 import { describeNode, nbytes, type Tensor } from "../../protocol/graph/tensor.ts";
+import { UnsupportedOpError } from "../../protocol/errors.ts";
 import type { Device, DeviceBuffer, DeviceMemory, Plan } from "../device.ts";
-import { type CpuKernel, kernelFor, kernelKey } from "./ops/mod.ts";
+import { GraphThread } from "./graph_thread.ts";
+import { type CpuKernel, kernelFor } from "./ops/mod.ts";
 import { WorkerPool } from "./pool.ts";
+import { PARALLEL_WORK, runNodes } from "./run.ts";
+
+export { PARALLEL_WORK };
 
 /** ggml's CPU buffer alignment (TENSOR_ALIGNMENT). */
 export const CPU_ALIGNMENT = 32;
 
 /**
- * Work (multiply-adds, roughly) above which a node is split over the worker threads: a round trip
- * to the workers costs a few hundred microseconds.
- */
-export const PARALLEL_WORK = 1 << 20;
-
-/**
  * A CPU buffer: plain bytes in this process (in a SharedArrayBuffer when the device has worker
- * threads, so that they can compute into it).
+ * threads or computes off-thread, so that other threads can compute into it).
  */
 export class CpuBuffer implements DeviceBuffer {
   readonly device: CpuDevice;
@@ -86,6 +97,14 @@ export interface CpuDeviceOptions {
    * {@linkcode PARALLEL_WORK}. Tests set 1 to send every splittable node through the workers.
    */
   parallelWork?: number;
+  /**
+   * Compute graphs on a graph thread: `planCompute` and `compute` return promises and leave the
+   * calling thread free (buffers are then always SharedArrayBuffers). Default false: they run on
+   * the calling thread and return when done, as synchronous callers (kernel tests) expect.
+   */
+  offThread?: boolean;
+  /** Off-thread: how long the graph thread stays started without work (default 5 s). */
+  idleStopMs?: number;
 }
 
 /** The CPU device. */
@@ -97,17 +116,35 @@ export class CpuDevice implements Device {
   readonly description: string;
   /** Threads a large node is split over. */
   readonly threads: number;
+  /** Whether graphs compute on a graph thread (`planCompute` returns a promise). */
+  readonly offThread: boolean;
   #pool: WorkerPool;
+  #thread: GraphThread | null = null;
   #parallelWork: number;
   #allocated = 0;
 
   constructor(opts: CpuDeviceOptions = {}) {
     const threads = Math.max(1, Math.floor(opts.threads ?? navigator.hardwareConcurrency ?? 1));
     this.threads = threads;
-    this.#pool = new WorkerPool(threads);
+    this.offThread = opts.offThread ?? false;
+    // Off-thread, this pool only serves the fallback for hosts where no worker starts: one thread.
+    this.#pool = new WorkerPool(this.offThread ? 1 : threads);
     this.#parallelWork = Math.max(1, opts.parallelWork ?? PARALLEL_WORK);
+    if (this.offThread) {
+      this.#thread = new GraphThread({
+        threads,
+        parallelWork: this.#parallelWork,
+        fallback: (p) => runNodes(p.graph.nodes, p.kernels, this.#pool, this.#parallelWork),
+        idleStopMs: opts.idleStopMs,
+      });
+    }
     this.description = `CPU (TypeScript reference, ${threads} thread${threads === 1 ? "" : "s"})`;
     this.maxBufferSize = totalMemory();
+  }
+
+  /** Whether the graph thread is running now (off-thread device; always false when synchronous). */
+  get graphThreadStarted(): boolean {
+    return this.#thread?.started ?? false;
   }
 
   memory(): DeviceMemory {
@@ -124,7 +161,7 @@ export class CpuDevice implements Device {
   allocBuffer(size: number): DeviceBuffer | null {
     if (!Number.isSafeInteger(size) || size < 0 || size > this.maxBufferSize) return null;
     try {
-      const b = new CpuBuffer(this, size, this.threads > 1);
+      const b = new CpuBuffer(this, size, this.threads > 1 || this.offThread);
       this.#allocated += size;
       return b;
     } catch {
@@ -136,6 +173,7 @@ export class CpuDevice implements Device {
   released(b: CpuBuffer): void {
     this.#allocated -= b.size;
     this.#pool.forget(b.bytes);
+    this.#thread?.forget(b.bytes);
   }
 
   allocSize(tensor: Tensor): number {
@@ -154,35 +192,47 @@ export class CpuDevice implements Device {
     return this.planCreate(graph);
   }
 
-  planCompute(plan: Plan): void {
+  /**
+   * Runs a plan: on the calling thread, returning when done (synchronous device), or on the graph
+   * thread, resolving when done and rejecting with the kernel's error (off-thread device).
+   */
+  planCompute(plan: Plan): void | Promise<void> {
     const p = plan as CpuPlan;
-    const nodes = p.graph.nodes;
-    for (let i = 0; i < nodes.length; i++) {
-      const node = nodes[i];
-      if (nbytes(node) === 0) continue;
-      if (!node.buffer) throw new DeviceError(`node ${describeNode(node)} has no data`);
-      const k = p.kernels[i];
-      const work = k.work && this.#pool.usable ? k.work(node) : 0;
-      if (work >= this.#parallelWork) {
-        const nth = Math.min(this.threads, Math.ceil(work / this.#parallelWork));
-        this.#pool.run(kernelKey(node), node, nth, (ith, n) => k.run(node, ith, n));
-      } else {
-        k.run(node, 0, 1);
-      }
-    }
+    if (this.#thread) return this.#thread.run(p);
+    runNodes(p.graph.nodes, p.kernels, this.#pool, this.#parallelWork);
   }
 
   planFree(_plan: Plan): void {}
 
-  compute(graph: Graph): void {
-    this.planCompute(this.planCreate(graph));
+  compute(graph: Graph): void | Promise<void> {
+    if (!this.#thread) return this.planCompute(this.planCreate(graph));
+    try {
+      return this.planCompute(this.planCreate(graph));
+    } catch (e) {
+      return Promise.reject(e); // off-thread, every failure is a rejection
+    }
   }
 
-  synchronize(): void {}
+  /** Waits for the graphs queued on the graph thread (nothing to wait for when synchronous). */
+  synchronize(): void | Promise<void> {
+    return this.#thread?.idle();
+  }
 
-  /** Stops the worker threads. */
+  /**
+   * Abandons the graphs in flight or queued on the graph thread: their computes reject at once
+   * with a DeviceError and the threads stop (a later compute starts them again; the node that was
+   * running may still be writing its output for a moment). The server calls it when it closes, so
+   * that Ctrl+C does not wait for a long graph. Nothing to do when synchronous: no compute can be
+   * in flight while the caller runs.
+   */
+  abort(): void {
+    this.#thread?.abort("cpu: graph abandoned (the device was aborted)");
+  }
+
+  /** Stops the worker threads (and the graph thread; computes in flight reject). */
   close(): void {
     this.#pool.close();
+    this.#thread?.close();
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * Helpers for the CPU kernel tests: tensors with fresh random contents in their own buffers (any
- * type, optionally permuted or as a view with gaps), single nodes run through a CpuDevice, and
- * results read back in logical order.
+ * type, optionally permuted or as a view with gaps), single nodes run through a CpuDevice
+ * (synchronous, or off-thread through `compute`), and results read back in logical order.
  * @module
  */
 
@@ -10,7 +10,7 @@ import { GgmlOp, GluOp, UnaryOp } from "../../protocol/graph/ops.ts";
 import { type Dims, nbytes, newTensor, type Tensor } from "../../protocol/graph/tensor.ts";
 import { GgmlType, typeInfo } from "../../protocol/graph/types.ts";
 import { rng } from "../../tests/asserts.ts";
-import { CpuDevice } from "./device.ts";
+import { CpuDevice, type CpuDeviceOptions } from "./device.ts";
 import { TensorData } from "./tensor_data.ts";
 
 export { GgmlOp, GgmlType, GluOp, UnaryOp };
@@ -41,9 +41,12 @@ export class TestBed {
   readonly random: () => number;
   readonly seed: number;
 
-  /** With threads > 1, every node that can be split is split (parallelWork 1). */
-  constructor(threads = 1) {
-    this.device = new CpuDevice({ threads, parallelWork: 1 });
+  /**
+   * With threads > 1, every node that can be split is split (parallelWork 1, unless `opts` says
+   * otherwise); `opts.offThread` makes a device whose graphs run through {@linkcode compute}.
+   */
+  constructor(threads = 1, opts: Omit<CpuDeviceOptions, "threads"> = {}) {
+    this.device = new CpuDevice({ threads, parallelWork: 1, ...opts });
     const r = freshRandom();
     this.random = r.next;
     this.seed = r.seed;
@@ -100,12 +103,21 @@ export class TestBed {
     return t;
   }
 
-  /** Runs the nodes (in order) on the device. */
+  /** Runs the nodes (in order) on a synchronous device. */
   run(...nodes: Tensor[]): void {
+    if (this.device.offThread) throw new Error("an off-thread device computes through compute()");
     for (const n of nodes) {
       if (!this.device.supportsOp(n)) throw new Error(`not supported: op ${n.op}`);
     }
     this.device.compute(newGraph(nodes));
+  }
+
+  /** Runs the nodes (in order) on the device, either kind; resolves when they are done. */
+  async compute(...nodes: Tensor[]): Promise<void> {
+    for (const n of nodes) {
+      if (!this.device.supportsOp(n)) throw new Error(`not supported: op ${n.op}`);
+    }
+    await this.device.compute(newGraph(nodes));
   }
 
   /** Elements of `t` in logical order. */
