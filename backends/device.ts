@@ -31,6 +31,11 @@ export interface DeviceBuffer {
   set(offset: number, data: Uint8Array): Awaitable<void>;
   /** Reads `size` bytes at `offset` (waits for the device where it must). */
   get(offset: number, size: number): Awaitable<Uint8Array>;
+  /**
+   * Reads `dst.length` bytes at `offset` into `dst` (optional: the server's GET_TENSOR then copies
+   * device memory straight into the response frame, without a buffer of its own in between).
+   */
+  getInto?(offset: number, dst: Uint8Array): Awaitable<void>;
   /** Sets `size` bytes at `offset` to `value`. */
   memset(offset: number, size: number, value: number): Awaitable<void>;
   /** Sets every byte to `value`. */

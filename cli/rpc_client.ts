@@ -1,11 +1,16 @@
 /**
  * `graphwire rpc-client`: talk to any ggml RPC server.
  *   info HOST:PORT [--json]     version, capabilities and every device
- *   ping HOST:PORT [-n N] [--json]  latency percentiles of a DEVICE_COUNT round trip
+ *   ping HOST:PORT [-n N] [--token BYTES] [--json]  latency percentiles of a DEVICE_COUNT round
+ *     trip, or of a token's round trip (GRAPH_RECOMPUTE of a one-node graph + GET_TENSOR of BYTES)
  * @module
  */
 
+import { bindMemory, planMemory } from "../backends/alloc.ts";
+import { openRpcServer } from "../backends/rpc/mod.ts";
 import { RpcConnection } from "../protocol/client.ts";
+import { GraphBuilder } from "../protocol/graph/builder.ts";
+import { GgmlType } from "../protocol/graph/types.ts";
 import { intOption, parseArgs, UsageError } from "./args.ts";
 import { formatBytes, table } from "./format.ts";
 
@@ -17,6 +22,8 @@ export const RPC_CLIENT_HELP = `Usage: graphwire rpc-client <info|ping> HOST:POR
 
 Options:
   -n, --count N          round trips for ping (default 100)
+      --token BYTES      ping the way a generated token goes: GRAPH_RECOMPUTE of a one-node graph, then
+                         GET_TENSOR of BYTES (llama-1b's f32 logits: 513024), on device 0
       --json             machine-readable output
   -h, --help             show this help
 `;
@@ -111,10 +118,61 @@ export async function ping(endpoint: string, n: number): Promise<PingStats> {
   }
 }
 
+/**
+ * Times `n` token-shaped round trips on device 0: GRAPH_RECOMPUTE of a one-node graph (SCALE of
+ * 16 floats), then GET_TENSOR of `bytes` — what a generated token costs a server beyond its compute.
+ */
+export async function tokenPing(endpoint: string, n: number, bytes: number): Promise<PingStats> {
+  const [dev] = await openRpcServer(endpoint);
+  if (!dev) throw new Error(`${endpoint} has no devices`);
+  try {
+    const b = new GraphBuilder();
+    const out = b.scale(b.newTensor(GgmlType.F32, [16]), 2);
+    const g = b.build(out);
+    const plan = await planMemory(g, dev);
+    const logitsAt = Math.ceil(plan.size / 64) * 64;
+    const buf = await dev.allocBuffer(logitsAt + Math.max(bytes, 1));
+    if (!buf) throw new Error(`${endpoint} could not allocate ${logitsAt + bytes} bytes`);
+    bindMemory(g, buf, plan);
+    await buf.set(0, new Uint8Array(plan.size).fill(1));
+    const data = new Uint8Array(bytes);
+    for (let i = 0; i < bytes; i++) data[i] = i * 7;
+    await buf.set(logitsAt, data);
+    const p = dev.planCreate(g);
+    await dev.planCompute(p); // GRAPH_COMPUTE, then GRAPH_RECOMPUTE from here on
+    const got = await buf.get(logitsAt, bytes);
+    if (got.some((x, i) => x !== data[i])) {
+      throw new Error(`${endpoint} returned other bytes than it was sent`);
+    }
+    const times: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      await dev.planCompute(p);
+      await buf.get(logitsAt, bytes);
+      times.push(performance.now() - t0);
+    }
+    await buf.free();
+    times.sort((a, b) => a - b);
+    return {
+      endpoint,
+      count: n,
+      min: times[0],
+      mean: times.reduce((a, b) => a + b, 0) / n,
+      p50: percentile(times, 0.5),
+      p90: percentile(times, 0.9),
+      p99: percentile(times, 0.99),
+      max: times[n - 1],
+    };
+  } finally {
+    dev.close();
+  }
+}
+
 /** Runs rpc-client with `argv`. */
 export async function rpcClientMain(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs(argv, {
     count: { type: "string", short: "n" },
+    token: { type: "string" },
     json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
@@ -149,13 +207,18 @@ export async function rpcClientMain(argv: string[]): Promise<number> {
   }
   if (sub === "ping") {
     const n = intOption(values.count, "count", 100, 1, 10_000_000);
-    const s = await ping(endpoint, n);
+    const token = values.token === undefined ? undefined : intOption(values.token, "token", 0, 0, 1 << 30);
+    const s = token === undefined ? await ping(endpoint, n) : await tokenPing(endpoint, n, token);
     if (values.json) {
       console.log(JSON.stringify(s, null, 2));
       return 0;
     }
     const f = (x: number) => `${(x * 1000).toFixed(1)} µs`;
-    console.log(`${n} DEVICE_COUNT round trips to ${endpoint}`);
+    console.log(
+      token === undefined
+        ? `${n} DEVICE_COUNT round trips to ${endpoint}`
+        : `${n} token round trips to ${endpoint} (GRAPH_RECOMPUTE + GET_TENSOR of ${formatBytes(token)})`,
+    );
     console.log(table(
       ["min", "mean", "p50", "p90", "p99", "max"],
       [[f(s.min), f(s.mean), f(s.p50), f(s.p90), f(s.p99), f(s.max)]],

@@ -24,6 +24,7 @@ import {
   CMD_COUNT,
   cmdName,
   CONN_CAPS_SIZE,
+  RESPONSE_HEADER_SIZE,
   RPC_PROTO_MAJOR,
   RPC_PROTO_MINOR,
   RPC_PROTO_PATCH,
@@ -73,6 +74,11 @@ const VIRTUAL_SLOT = 1n << 40n;
 const STREAM_MIN = 4 << 20;
 /** Chunk size of streamed uploads. */
 const STREAM_CHUNK = 4 << 20;
+
+/** A response already framed (size header included), written as it is. */
+class Framed {
+  constructor(readonly bytes: Uint8Array) {}
+}
 
 /** Per-connection state. */
 class Session {
@@ -246,7 +252,7 @@ export class RpcServer {
         throw new ProtocolError(`connection ended inside a ${size}-byte payload of ${cmdName(cmd)}`);
       }
       const rsp = await this.#dispatch(s, cmd, payload);
-      if (rsp !== null) await s.conn.writeAll(frameResponse(rsp));
+      if (rsp !== null) await s.conn.writeAll(rsp instanceof Framed ? rsp.bytes : frameResponse(rsp));
     }
   }
 
@@ -318,7 +324,7 @@ export class RpcServer {
     return Number(start - e.base);
   }
 
-  async #dispatch(s: Session, cmd: number, p: Uint8Array): Promise<Uint8Array | null> {
+  async #dispatch(s: Session, cmd: number, p: Uint8Array): Promise<Uint8Array | Framed | null> {
     switch (cmd) {
       case Cmd.HELLO: {
         msg.decodeHelloReq(p);
@@ -453,7 +459,12 @@ export class RpcServer {
               r.tensor.data.toString(16)
             }, offset: ${r.offset}, size: ${r.size}`,
         );
-        return await t.buffer.get(at, Number(r.size));
+        if (!t.buffer.getInto) return await t.buffer.get(at, Number(r.size));
+        // the device copies straight into the response frame (a token's logits: one copy fewer)
+        const out = new Uint8Array(RESPONSE_HEADER_SIZE + Number(r.size));
+        new DataView(out.buffer).setBigUint64(0, r.size, true);
+        await t.buffer.getInto(at, out.subarray(RESPONSE_HEADER_SIZE));
+        return new Framed(out);
       }
       case Cmd.COPY_TENSOR: {
         const r = msg.decodeCopyTensorReq(p);

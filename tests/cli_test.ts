@@ -79,6 +79,10 @@ Deno.test("rpc-server prints ggml's banner; rpc-client info and ping work agains
     assertEquals(ping.code, 0, ping.stderr);
     const p = JSON.parse(ping.stdout);
     assert.ok(p.count === 50 && p.p50 > 0 && p.p50 <= p.p99);
+    // a token's round trip: GRAPH_RECOMPUTE and a 500 KiB GET_TENSOR (the bytes read back are checked)
+    const tok = await run(["rpc-client", "ping", s.endpoint, "-n", "20", "--token", "513024"]);
+    assertEquals(tok.code, 0, tok.stderr);
+    assert.match(tok.stdout, /20 token round trips to .* \(GRAPH_RECOMPUTE \+ GET_TENSOR of 501 KiB\)/);
   } finally {
     await s.stop();
   }

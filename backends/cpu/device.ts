@@ -57,6 +57,10 @@ export class CpuBuffer implements DeviceBuffer {
     return this.bytes.slice(offset, offset + size);
   }
 
+  getInto(offset: number, dst: Uint8Array): void {
+    dst.set(this.bytes.subarray(offset, offset + dst.length));
+  }
+
   memset(offset: number, size: number, value: number): void {
     this.bytes.fill(value, offset, offset + size);
   }

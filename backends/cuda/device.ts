@@ -50,10 +50,18 @@ export class CudaBuffer implements DeviceBuffer {
   }
 
   get(offset: number, size: number): Uint8Array {
-    const lib = this.#live("get");
     const out = new Uint8Array(size);
-    check(lib, lib.gw_copy_to_host(this.device.index, out, this.base + BigInt(offset), BigInt(size)), "get");
+    this.getInto(offset, out);
     return out;
+  }
+
+  getInto(offset: number, dst: Uint8Array): void {
+    const lib = this.#live("get");
+    check(
+      lib,
+      lib.gw_copy_to_host(this.device.index, dst, this.base + BigInt(offset), BigInt(dst.length)),
+      "get",
+    );
   }
 
   memset(offset: number, size: number, value: number): void {

@@ -88,7 +88,14 @@ export class WebGpuBuffer implements DeviceBuffer {
   }
 
   async get(offset: number, size: number): Promise<Uint8Array> {
-    if (size === 0) return new Uint8Array(0);
+    const out = new Uint8Array(size);
+    await this.getInto(offset, out);
+    return out;
+  }
+
+  async getInto(offset: number, dst: Uint8Array): Promise<void> {
+    const size = dst.length;
+    if (size === 0) return;
     const dev = this.device.gpu;
     const a = roundDown(offset, 4), b = Math.min(roundUp4(offset + size), this.gpu.size);
     const staging = dev.createBuffer({
@@ -99,10 +106,9 @@ export class WebGpuBuffer implements DeviceBuffer {
     enc.copyBufferToBuffer(this.gpu, a, staging, 0, b - a);
     dev.queue.submit([enc.finish()]);
     await staging.mapAsync(GPUMapMode.READ);
-    const out = new Uint8Array(staging.getMappedRange()).slice(offset - a, offset - a + size);
+    dst.set(new Uint8Array(staging.getMappedRange(), offset - a, size));
     staging.unmap();
     staging.destroy();
-    return out;
   }
 
   memset(offset: number, size: number, value: number): void {
