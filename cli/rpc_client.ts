@@ -91,6 +91,22 @@ export function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 }
 
+/** Statistics of round-trip times in milliseconds. */
+function pingStats(endpoint: string, times: number[]): PingStats {
+  const n = times.length;
+  times.sort((a, b) => a - b);
+  return {
+    endpoint,
+    count: n,
+    min: times[0],
+    mean: times.reduce((a, b) => a + b, 0) / n,
+    p50: percentile(times, 0.5),
+    p90: percentile(times, 0.9),
+    p99: percentile(times, 0.99),
+    max: times[n - 1],
+  };
+}
+
 /** Times `n` DEVICE_COUNT round trips. */
 export async function ping(endpoint: string, n: number): Promise<PingStats> {
   const c = await RpcConnection.connect(endpoint);
@@ -102,17 +118,7 @@ export async function ping(endpoint: string, n: number): Promise<PingStats> {
       await c.deviceCount();
       times.push(performance.now() - t0);
     }
-    times.sort((a, b) => a - b);
-    return {
-      endpoint,
-      count: n,
-      min: times[0],
-      mean: times.reduce((a, b) => a + b, 0) / n,
-      p50: percentile(times, 0.5),
-      p90: percentile(times, 0.9),
-      p99: percentile(times, 0.99),
-      max: times[n - 1],
-    };
+    return pingStats(endpoint, times);
   } finally {
     c.close();
   }
@@ -152,17 +158,7 @@ export async function tokenPing(endpoint: string, n: number, bytes: number): Pro
       times.push(performance.now() - t0);
     }
     await buf.free();
-    times.sort((a, b) => a - b);
-    return {
-      endpoint,
-      count: n,
-      min: times[0],
-      mean: times.reduce((a, b) => a + b, 0) / n,
-      p50: percentile(times, 0.5),
-      p90: percentile(times, 0.9),
-      p99: percentile(times, 0.99),
-      max: times[n - 1],
-    };
+    return pingStats(endpoint, times);
   } finally {
     dev.close();
   }

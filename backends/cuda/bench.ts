@@ -148,6 +148,17 @@ function timePlan(dev: CudaDevice, g: Graph, targetMs = 300): number {
   }
 }
 
+/** Runs `f` with native options set, then puts back what they were. */
+function withOptions<T>(dev: CudaDevice, options: [number, number][], f: () => T): T {
+  const saved = options.map(([k]) => [k, getOption(dev.native, k)] as [number, number]);
+  for (const [k, v] of options) setOption(dev.native, k, v);
+  try {
+    return f();
+  } finally {
+    for (const [k, v] of saved) setOption(dev.native, k, v);
+  }
+}
+
 /**
  * The graph with its nodes repeated `r` times, as ggml's test-backend-ops perf repeats an op in one
  * graph: back-to-back kernels without a graph launch between them.
@@ -280,10 +291,7 @@ export async function runBench(
     try {
       for (const v of alternatives) {
         if (!v.anchor.test(a.name)) continue;
-        const saved = v.options.map(([k]) => [k, getOption(dev.native, k)] as [number, number]);
-        for (const [k, val] of v.options) setOption(dev.native, k, val);
-        const us = timePlan(dev, rep) * 1000 / REPEAT;
-        for (const [k, val] of saved) setOption(dev.native, k, val);
+        const us = withOptions(dev, v.options, () => timePlan(dev, rep) * 1000 / REPEAT);
         log(`  variant ${a.name} ${v.label}: ${us.toFixed(1)} µs`);
       }
       const singleUs = timePlan(dev, g) * 1000;
@@ -485,15 +493,9 @@ export async function runVersus(
         const ggmlUs = await ggmlPerfUs(tbo, a);
         const line = [`ggml-cuda ${ggmlUs.toFixed(2)} µs`];
         configs.forEach((c, j) => {
-          const saved = c.options.map(([k]) => [k, getOption(dev.native, k)] as [number, number]);
-          for (const [k, v] of c.options) setOption(dev.native, k, v);
-          try {
-            const us = timePlan(dev, rep) * 1000 / REPEAT;
-            rs[j].rounds.push({ ggmlUs, us });
-            line.push(`${c.label} ${us.toFixed(2)} µs (${(ggmlUs / us).toFixed(3)}x)`);
-          } finally {
-            for (const [k, v] of saved) setOption(dev.native, k, v);
-          }
+          const us = withOptions(dev, c.options, () => timePlan(dev, rep) * 1000 / REPEAT);
+          rs[j].rounds.push({ ggmlUs, us });
+          line.push(`${c.label} ${us.toFixed(2)} µs (${(ggmlUs / us).toFixed(3)}x)`);
         });
         log(`  ${a.name} round ${i + 1}: ${line.join(", ")}`);
       }

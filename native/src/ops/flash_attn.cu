@@ -126,6 +126,39 @@ __device__ __forceinline__ float2 pair_f32(float2 v, float*) { return v; }
 
 constexpr int FA_MAX_SPLITS = 1024;
 
+// The slices' weights for one query's partials (`base`, one slice every `step` floats): fs[s] = exp(M_s - M)
+// with M the largest running maximum (and the sink's logit), in shared memory for the whole block;
+// returns 1 / (sum of L_s fs[s] + the sink's term), 0 when nothing was attended to. CG: loads through L2
+// (partials written by other blocks of the same kernel).
+template <bool CG>
+__device__ float fa_slice_weights(const FaArgs& a, const float* base, int64_t step, int splits, int64_t h, float* fs,
+                                  float* red) {
+  auto ld = [](const float* p) {
+    if constexpr (CG) return gw_ldcg(p);
+    else return *p;
+  };
+  float mx = -INFINITY;
+  for (int s = threadIdx.x; s < splits; s += blockDim.x) mx = fmaxf(mx, ld(base + (int64_t)s * step));
+  mx = block_max(mx, red);
+  float sk = -INFINITY;
+  if (a.has_sinks) {
+    sk = load_f(a.sinks.ptr(h, 0, 0, 0), a.sinks.type);
+    mx = fmaxf(mx, sk);
+  }
+  float l = 0.0f;
+  for (int s = threadIdx.x; s < splits; s += blockDim.x) {
+    const float* part = base + (int64_t)s * step;
+    const float ms = ld(part);
+    const float f = ms == -INFINITY ? 0.0f : expf(ms - mx);
+    fs[s] = f;
+    l += ld(part + 1) * f;
+  }
+  l = block_sum(l, red);
+  if (a.has_sinks) l += expf(sk - mx);
+  __syncthreads();
+  return l == 0.0f ? 0.0f : 1.0f / l;
+}
+
 // Merges query qi's `splits` partials ([split][query][2 + Dv]: running maximum, sum, accumulators) into
 // its output row, with the sink when there is one; any block size that is a multiple of 32; `splits`
 // floats of dynamic shared memory (fa_merge_smem). Partials are read through L2 (`ld.cg`): the block
@@ -136,26 +169,7 @@ __device__ void fa_merge_slices(const FaArgs& a, int splits, uint32_t qi, int64_
   const int64_t nq = gridDim.x;
   const int64_t stride = 2 + a.Dv;
   const float* base = a.partials + qi * stride;
-  float mx = -INFINITY;
-  for (int s = threadIdx.x; s < splits; s += blockDim.x) mx = fmaxf(mx, gw_ldcg(base + (int64_t)s * nq * stride));
-  mx = block_max(mx, red);
-  float sk = -INFINITY;
-  if (a.has_sinks) {
-    sk = load_f(a.sinks.ptr(h, 0, 0, 0), a.sinks.type);
-    mx = fmaxf(mx, sk);
-  }
-  float l = 0.0f;
-  for (int s = threadIdx.x; s < splits; s += blockDim.x) {
-    const float* part = base + (int64_t)s * nq * stride;
-    const float ms = gw_ldcg(part);
-    const float f = ms == -INFINITY ? 0.0f : expf(ms - mx);
-    fs[s] = f;
-    l += gw_ldcg(part + 1) * f;
-  }
-  l = block_sum(l, red);
-  if (a.has_sinks) l += expf(sk - mx);
-  __syncthreads();
-  const float inv = l == 0.0f ? 0.0f : 1.0f / l;
+  const float inv = fa_slice_weights<true>(a, base, nq * stride, splits, h, fs, red);
   for (int64_t e = threadIdx.x; e < a.Dv; e += blockDim.x) {
     const float* pe = base + 2 + e;
     float o = 0.0f;
@@ -473,25 +487,7 @@ __global__ void __launch_bounds__(FA_COMBINE_GROUPS * 32) k_fa_combine(const FaA
   const int64_t nq = gridDim.x;
   const int64_t stride = (2 + a.Dv);
   const float* base = a.partials + qi * stride;
-  float mx = -INFINITY;
-  for (int s = threadIdx.x; s < splits; s += blockDim.x) mx = fmaxf(mx, base[(int64_t)s * nq * stride]);
-  mx = block_max(mx, red);
-  float sk = -INFINITY;
-  if (a.has_sinks) {
-    sk = load_f(a.sinks.ptr(h, 0, 0, 0), a.sinks.type);
-    mx = fmaxf(mx, sk);
-  }
-  float l = 0.0f;
-  for (int s = threadIdx.x; s < splits; s += blockDim.x) {
-    const float* part = base + (int64_t)s * nq * stride;
-    const float f = part[0] == -INFINITY ? 0.0f : expf(part[0] - mx);
-    fs[s] = f;
-    l += part[1] * f;
-  }
-  l = block_sum(l, red);
-  if (a.has_sinks) l += expf(sk - mx);
-  __syncthreads();
-  const float inv = l == 0.0f ? 0.0f : 1.0f / l;
+  const float inv = fa_slice_weights<false>(a, base, nq * stride, splits, h, fs, red);
   const int lane = threadIdx.x % 32, g = threadIdx.x / 32;
   const int64_t e = (int64_t)blockIdx.y * 32 + lane;
   float o = 0.0f;
