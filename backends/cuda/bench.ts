@@ -16,7 +16,8 @@
  * `--vs-ggml`, each anchor is timed in alternating rounds, ggml-cuda's test-backend-ops (a separate
  * process on the same GPU) then graphwire, so that a drift of clocks or temperature over the call
  * falls on both, and the verdict is the median of the per-round ratios; each `--variant` (native
- * options by their NativeOption name) is timed in the same rounds. `--set` changes options for the
+ * options by their NativeOption name, `REGEX:` first to time it on matching anchors only) is timed in
+ * the same rounds. `--set` changes options for the
  * whole run.
  * @module
  */
@@ -415,6 +416,23 @@ export function parseOptions(text: string): [number, number][] {
   });
 }
 
+/** What `--vs-ggml` times: the defaults, then each variant ("REGEX:NAME=V,..." on matching anchors). */
+export function versusConfigs(
+  variants: string[],
+): { label: string; options: [number, number][]; anchors: RegExp }[] {
+  return [
+    { label: "default", options: [], anchors: /./ },
+    ...variants.map((v) => {
+      const at = v.lastIndexOf(":");
+      return {
+        label: v,
+        options: parseOptions(at < 0 ? v : v.slice(at + 1)),
+        anchors: at < 0 ? /./ : new RegExp(v.slice(0, at)),
+      };
+    }),
+  ];
+}
+
 /** test-backend-ops' `-o` and `-p` (a regex over the case's parameters) for an anchor's case string. */
 export function ggmlFilter(ggml: string): { op: string; params: string } {
   const i = ggml.indexOf("(");
@@ -465,10 +483,7 @@ export async function runVersus(
   variants: string[] = [],
 ): Promise<VersusResult[]> {
   setOption(dev.native, NativeOption.CUDA_GRAPHS, 1);
-  const configs = [
-    { label: "default", options: [] as [number, number][] },
-    ...variants.map((v) => ({ label: v, options: parseOptions(v) })),
-  ];
+  const configs = versusConfigs(variants);
   const results: VersusResult[] = [];
   const median = (x: number[]) => {
     const s = [...x].sort((a, b) => a - b);
@@ -480,7 +495,8 @@ export async function runVersus(
     const g = b.build(a.build(b));
     const buf = await placeRandom(dev, g);
     const rep = repeated(g, REPEAT);
-    const rs: VersusResult[] = configs.map((c) => ({
+    const mine = configs.filter((c) => c.anchors.test(a.name));
+    const rs: VersusResult[] = mine.map((c) => ({
       name: a.name,
       config: c.label,
       rounds: [],
@@ -492,7 +508,7 @@ export async function runVersus(
       for (let i = 0; i < rounds; i++) {
         const ggmlUs = await ggmlPerfUs(tbo, a);
         const line = [`ggml-cuda ${ggmlUs.toFixed(2)} µs`];
-        configs.forEach((c, j) => {
+        mine.forEach((c, j) => {
           const us = withOptions(dev, c.options, () => timePlan(dev, rep) * 1000 / REPEAT);
           rs[j].rounds.push({ ggmlUs, us });
           line.push(`${c.label} ${us.toFixed(2)} µs (${(ggmlUs / us).toFixed(3)}x)`);

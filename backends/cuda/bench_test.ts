@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "../../tests/asserts.ts";
-import { ggmlFilter, parseGgmlPerf, parseOptions } from "./bench.ts";
+import { ggmlFilter, parseGgmlPerf, parseOptions, versusConfigs } from "./bench.ts";
 import { NativeOption } from "./ffi.ts";
 
 Deno.test("bench --vs-ggml: an anchor's case string becomes test-backend-ops' -o and an anchored -p", () => {
@@ -43,4 +43,14 @@ Deno.test("bench --set / --variant: native options by name; unknown names and no
   assert.throws(() => parseOptions("FA_MERGED=2"), /not an option setting: FA_MERGED=2/);
   assert.throws(() => parseOptions("PDL=1.5"), /not an option setting/);
   assert.throws(() => parseOptions("PDL"), /not an option setting/);
+});
+
+Deno.test("bench --variant: REGEX: limits a variant to the anchors it names", () => {
+  const c = versusConfigs(["FLASH:FA_MERGE=2", "PDL=0"]);
+  assertEquals(c.map((x) => x.label), ["default", "FLASH:FA_MERGE=2", "PDL=0"]);
+  assertEquals(c[1].options, [[NativeOption.FA_MERGE, 2]]);
+  const fa = "FLASH_ATTN_EXT hs=128 nh=8 kv=16384 n=1 f16", mm = "MUL_MAT f32 4096x14336 n=1";
+  assertEquals(c.filter((x) => x.anchors.test(fa)).length, 3);
+  assertEquals(c.filter((x) => x.anchors.test(mm)).map((x) => x.label), ["default", "PDL=0"]);
+  assert.throws(() => versusConfigs(["FLASH:NOPE=1"]), /not an option setting/);
 });

@@ -6,7 +6,8 @@
 # /tmp/ggml-cuda, which outlives the call while the machine stays warm), ggmlperf (ggml-cuda's
 # test-backend-ops perf on the same shapes), versus (each anchor in VS_ROUNDS alternating rounds,
 # ggml-cuda's test-backend-ops then graphwire, median ratio; VS_ONLY narrows the anchors, VS_VARIANTS
-# "FA_MERGE=2;FA_MERGE=2,FA_EXACT_WAVE=1" times option sets in the same rounds), vsserver (llama-1b
+# "FLASH:FA_MERGE=2;FLASH:FA_MERGE=2,FA_EXACT_WAVE=1" times option sets in the same rounds, on the
+# anchors REGEX: matches), vsserver (llama-1b
 # through ggml-cuda's own RPC server and through graphwire's on the same GPU, alternating), replay
 # (../shared/traces from .gpu/traces.tar.xz against -d cuda:0 only), conformance (ggml's test-backend-ops against `rpc-server -d cuda:0`), models
 # (issue 6: llama-1b pp512/tg128 locally, through one server and split over two; MODEL_REPS reps).
