@@ -4,6 +4,7 @@
  */
 
 import { assert, assertEquals } from "./asserts.ts";
+import { readBanner } from "./helpers.ts";
 
 const MAIN = new URL("../cli/main.ts", import.meta.url).pathname;
 const FLAGS = [
@@ -37,17 +38,7 @@ async function startServer(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const reader = child.stdout.getReader();
-  const dec = new TextDecoder();
-  let banner = "";
-  const deadline = Date.now() + 60_000;
-  while (!/Devices:[\s\S]*\n\s+\S+:.*free\)/.test(banner)) {
-    assert.ok(Date.now() < deadline, `no banner: ${banner}`);
-    const { value, done } = await reader.read();
-    if (done) break;
-    banner += dec.decode(value);
-  }
-  reader.releaseLock();
+  const banner = await readBanner(child.stdout);
   const m = /endpoint\s*:\s*(\S+)/.exec(banner);
   assert.ok(m, `banner has an endpoint: ${banner}`);
   return {

@@ -5,6 +5,7 @@
  */
 
 import { assert, assertEquals } from "./asserts.ts";
+import { readBanner } from "./helpers.ts";
 
 const COMPILE = new URL("../cli/compile.ts", import.meta.url).pathname;
 const dec = new TextDecoder();
@@ -130,15 +131,7 @@ Deno.test({
         stdout: "piped",
         stderr: "piped",
       }).spawn();
-      const reader = child.stdout.getReader();
-      let banner = "";
-      const deadline = Date.now() + 60_000;
-      while (!/endpoint\s*:\s*\S+[\s\S]*Devices:[\s\S]*free\)/.test(banner) && Date.now() < deadline) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        banner += dec.decode(value);
-      }
-      reader.releaseLock();
+      const banner = await readBanner(child.stdout, /endpoint\s*:\s*\S+[\s\S]*Devices:[\s\S]*free\)/);
       try {
         const endpoint = /endpoint\s*:\s*(\S+)/.exec(banner)?.[1];
         assert.ok(endpoint, banner);

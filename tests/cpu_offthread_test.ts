@@ -16,6 +16,7 @@ import { assert, assertEquals } from "./asserts.ts";
 import {
   bytesF32,
   f32Bytes,
+  readBanner,
   remoteBuffer,
   startServer,
   type TestServer,
@@ -243,16 +244,7 @@ Deno.test("rpc-server -d cpu exits at once on SIGINT while a graph computes", as
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const dec = new TextDecoder();
-  const reader = child.stdout.getReader();
-  let banner = "";
-  const deadline = Date.now() + 60_000;
-  while (!/Devices:[\s\S]*\n\s+\S+:.*free\)/.test(banner) && Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    banner += dec.decode(value);
-  }
-  reader.releaseLock();
+  const banner = await readBanner(child.stdout);
   const stderr = new Response(child.stderr).text();
   let c: RpcConnection | null = null;
   try {

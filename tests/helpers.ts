@@ -95,3 +95,31 @@ export async function until(cond: () => boolean, ms = 2000): Promise<boolean> {
   while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
   return cond();
 }
+
+/** What a starting rpc-server's banner ends with: its device lines (the endpoint comes before them). */
+export const BANNER_DONE = /Devices:[\s\S]*\n\s+\S+:.*free\)/;
+
+/**
+ * Reads a spawned server's stdout until `done` matches what it printed, the stream ends or
+ * `timeoutMs` pass; returns the text. The reader is released, so the caller can cancel the stream.
+ */
+export async function readBanner(
+  stdout: ReadableStream<Uint8Array>,
+  done: RegExp = BANNER_DONE,
+  timeoutMs = 60_000,
+): Promise<string> {
+  const reader = stdout.getReader();
+  const dec = new TextDecoder();
+  let banner = "";
+  const deadline = Date.now() + timeoutMs;
+  try {
+    while (!done.test(banner) && Date.now() < deadline) {
+      const { value, done: end } = await reader.read();
+      if (end) break;
+      banner += dec.decode(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  return banner;
+}

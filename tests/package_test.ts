@@ -7,6 +7,7 @@
 import { dawnLibrary } from "../cli/dist.ts";
 import { buildPackage, LAUNCH_FLAGS, relinkWorkers, shLauncher } from "../cli/package.ts";
 import { assert, assertEquals } from "./asserts.ts";
+import { readBanner } from "./helpers.ts";
 
 const dec = new TextDecoder();
 
@@ -42,15 +43,7 @@ async function startPackagedServer(dir: string, env: Record<string, string>) {
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const reader = child.stdout.getReader();
-  let banner = "";
-  const deadline = Date.now() + 60_000;
-  while (!/Devices:[\s\S]*\n\s+\S+:.*free\)/.test(banner) && Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    banner += dec.decode(value);
-  }
-  reader.releaseLock();
+  const banner = await readBanner(child.stdout);
   const stop = async () => {
     try {
       child.kill("SIGTERM");
