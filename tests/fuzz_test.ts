@@ -7,6 +7,7 @@
  * The seed is printed; set FUZZ_SEED to replay a run, FUZZ_FRAMES to send more.
  */
 
+import { CpuDevice } from "../backends/cpu/mod.ts";
 import { GgmlOp } from "../protocol/graph/ops.ts";
 import { GgmlType } from "../protocol/graph/types.ts";
 import { Cmd, NO_RESPONSE, RPC_TENSOR_SIZE } from "../protocol/wire/constants.ts";
@@ -245,8 +246,19 @@ async function expectClosed(conn: Connection): Promise<void> {
   }
 }
 
-Deno.test(`fuzz: ${FRAMES} mutated frames end only their own connections (seed ${SEED})`, async () => {
-  const s = startServer({ memLimit: 512 << 20, maxFrame: 64n << 20n });
+// The synchronous CPU device of in-process servers, and the off-thread one rpc-server runs (graphs on
+// a graph thread, kernel errors coming back as rejections).
+for (const offThread of [false, true]) {
+  Deno.test(
+    `fuzz: ${FRAMES} mutated frames end only their own connections, ${
+      offThread ? "off-thread" : "synchronous"
+    } cpu (seed ${SEED})`,
+    () => fuzzServer(new CpuDevice({ threads: 1, offThread })),
+  );
+}
+
+async function fuzzServer(device: CpuDevice): Promise<void> {
+  const s = startServer({ memLimit: 512 << 20, maxFrame: 64n << 20n }, [device]);
   const bystander = await s.connect();
   const started = Date.now();
   try {
@@ -306,5 +318,6 @@ Deno.test(`fuzz: ${FRAMES} mutated frames end only their own connections (seed $
   } finally {
     bystander.close();
     await s.stop();
+    device.close();
   }
-});
+}
