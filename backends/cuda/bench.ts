@@ -149,6 +149,25 @@ function timePlan(dev: CudaDevice, g: Graph, targetMs = 300): number {
   }
 }
 
+/**
+ * Runs `f` on an anchor's graph, placed on the device with random inputs: alone (`g`) and repeated
+ * as test-backend-ops perf repeats an op (`rep`); frees its memory afterwards.
+ */
+async function onAnchor(
+  dev: CudaDevice,
+  a: Anchor,
+  f: (g: Graph, rep: Graph) => void | Promise<void>,
+): Promise<void> {
+  const b = new GraphBuilder();
+  const g = b.build(a.build(b));
+  const buf = await placeRandom(dev, g);
+  try {
+    await f(g, repeated(g, REPEAT));
+  } finally {
+    buf.free();
+  }
+}
+
 /** Runs `f` with native options set, then puts back what they were. */
 function withOptions<T>(dev: CudaDevice, options: [number, number][], f: () => T): T {
   const saved = options.map(([k]) => [k, getOption(dev.native, k)] as [number, number]);
@@ -285,11 +304,7 @@ export async function runBench(
   ];
   for (const a of anchors()) {
     if (only && !only.test(a.name)) continue;
-    const b = new GraphBuilder();
-    const g = b.build(a.build(b));
-    const buf = await placeRandom(dev, g);
-    const rep = repeated(g, REPEAT);
-    try {
+    await onAnchor(dev, a, (g, rep) => {
       for (const v of alternatives) {
         if (!v.anchor.test(a.name)) continue;
         const us = withOptions(dev, v.options, () => timePlan(dev, rep) * 1000 / REPEAT);
@@ -308,9 +323,7 @@ export async function runBench(
           (a.anchorUs / us).toFixed(2)
         }x)`,
       );
-    } finally {
-      buf.free();
-    }
+    });
   }
   if (only) return report;
   // 1000-node graph: plain launches vs replay
@@ -491,10 +504,6 @@ export async function runVersus(
   };
   for (const a of anchors()) {
     if (only && !only.test(a.name)) continue;
-    const b = new GraphBuilder();
-    const g = b.build(a.build(b));
-    const buf = await placeRandom(dev, g);
-    const rep = repeated(g, REPEAT);
     const mine = configs.filter((c) => c.anchors.test(a.name));
     const rs: VersusResult[] = mine.map((c) => ({
       name: a.name,
@@ -504,7 +513,7 @@ export async function runVersus(
       minRatio: 0,
       maxRatio: 0,
     }));
-    try {
+    await onAnchor(dev, a, async (_g, rep) => {
       for (let i = 0; i < rounds; i++) {
         const ggmlUs = await ggmlPerfUs(tbo, a);
         const line = [`ggml-cuda ${ggmlUs.toFixed(2)} µs`];
@@ -515,9 +524,7 @@ export async function runVersus(
         });
         log(`  ${a.name} round ${i + 1}: ${line.join(", ")}`);
       }
-    } finally {
-      buf.free();
-    }
+    });
     for (const r of rs) {
       const ratios = r.rounds.map((x) => x.ggmlUs / x.us);
       r.medianRatio = median(ratios);
