@@ -80,14 +80,32 @@ class Framed {
   constructor(readonly bytes: Uint8Array) {}
 }
 
+/**
+ * GET_TENSOR responses up to this size are framed in a buffer each connection keeps. A fresh
+ * buffer per token's logits cost more than the copy itself: zeroing, page faults, unmapping and
+ * the collections that external memory brings on.
+ */
+const RESPONSE_REUSE_MAX = 16 << 20;
+
 /** Per-connection state. */
 class Session {
   readonly buffers = new Map<bigint, BufferEntry>();
   readonly graphs = new GraphStore();
   #nextBase = VIRTUAL_SLOT;
+  #frame: Uint8Array | null = null;
   helloDone = false;
 
   constructor(readonly conn: Connection) {}
+
+  /**
+   * `size` bytes to frame a response in. Up to {@linkcode RESPONSE_REUSE_MAX} they are this
+   * connection's own buffer, reused by the next response: responses are written one at a time.
+   */
+  responseFrame(size: number): Uint8Array {
+    if (size > RESPONSE_REUSE_MAX) return new Uint8Array(size);
+    if (!this.#frame || this.#frame.length < size) this.#frame = new Uint8Array(size);
+    return this.#frame.subarray(0, size);
+  }
 
   /** A fresh handle no one can guess, never 0 and never reused on this connection. */
   newHandle(): bigint {
@@ -461,8 +479,8 @@ export class RpcServer {
         );
         if (!t.buffer.getInto) return await t.buffer.get(at, Number(r.size));
         // the device copies straight into the response frame (a token's logits: one copy fewer)
-        const out = new Uint8Array(RESPONSE_HEADER_SIZE + Number(r.size));
-        new DataView(out.buffer).setBigUint64(0, r.size, true);
+        const out = s.responseFrame(RESPONSE_HEADER_SIZE + Number(r.size));
+        new DataView(out.buffer, out.byteOffset, RESPONSE_HEADER_SIZE).setBigUint64(0, r.size, true);
         await t.buffer.getInto(at, out.subarray(RESPONSE_HEADER_SIZE));
         return new Framed(out);
       }

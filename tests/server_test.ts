@@ -82,6 +82,36 @@ Deno.test("large SET_TENSOR payloads are streamed to the device and checked befo
   }
 });
 
+Deno.test("GET_TENSOR answers of changing sizes on two connections each carry their own bytes", async () => {
+  // The server frames GET_TENSOR answers in one buffer per connection, reused from answer to
+  // answer (up to 16 MiB; larger ones get their own): shrinking, growing and interleaving
+  // connections must never show one answer's bytes in another.
+  const s = startServer();
+  const a = await s.connect();
+  const b = await s.connect();
+  try {
+    const size = 17 << 20;
+    const fill = (n: number, seed: number) => new Uint8Array(n).map((_, i) => (i * seed + (i >> 11)) & 0xff);
+    const ba = await remoteBuffer(a, size);
+    const bb = await remoteBuffer(b, size);
+    const ta = wireTensor(ba, 0, GgmlType.I8, [size]);
+    const tb = wireTensor(bb, 0, GgmlType.I8, [size]);
+    const da = fill(size, 131);
+    const db = fill(size, 197);
+    await a.setTensor(ta, 0, da);
+    await b.setTensor(tb, 0, db);
+    for (const [offset, n] of [[0, 513024], [7, 9], [3, 1 << 20], [0, size], [101, 4096], [0, 513024]]) {
+      const [ga, gb] = await Promise.all([a.getTensor(ta, offset, n), b.getTensor(tb, offset, n)]);
+      assertEquals(ga, da.subarray(offset, offset + n), `connection a, ${n} bytes at ${offset}`);
+      assertEquals(gb, db.subarray(offset, offset + n), `connection b, ${n} bytes at ${offset}`);
+    }
+  } finally {
+    a.close();
+    b.close();
+    await s.stop();
+  }
+});
+
 Deno.test("GRAPH_COMPUTE runs a graph, GRAPH_RECOMPUTE reruns it with new inputs", async () => {
   const s = startServer();
   const c = await s.connect();
