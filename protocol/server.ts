@@ -31,7 +31,7 @@ import {
   RPC_TENSOR_SIZE,
 } from "./wire/constants.ts";
 import { hashHex } from "./wire/fnv.ts";
-import { FrameReader, frameResponse, readPayload, readRequestHead } from "./wire/framing.ts";
+import { FrameReader, frameResponse, readPayload, readPayloadInto, readRequestHead } from "./wire/framing.ts";
 import { decodeGraphPayload, graphPayloadDevice } from "./wire/graph_payload.ts";
 import * as msg from "./wire/messages.ts";
 import type { Connection, Listener } from "./wire/transport.ts";
@@ -93,6 +93,11 @@ class Session {
   readonly graphs = new GraphStore();
   #nextBase = VIRTUAL_SLOT;
   #frame: Uint8Array | null = null;
+  /**
+   * SET_TENSOR payloads (a token's inputs, a prompt's mask) and streamed upload chunks are read into
+   * this, reused: every device copies the data before `set` resolves, and the loop awaits it.
+   */
+  readonly scratch = new ArrayBuffer(0, { maxByteLength: Math.max(STREAM_MIN, STREAM_CHUNK) });
   helloDone = false;
 
   constructor(readonly conn: Connection) {}
@@ -265,7 +270,10 @@ export class RpcServer {
         await this.#setTensorStreaming(s, reader, Number(size));
         continue;
       }
-      const payload = await readPayload(reader, Number(size));
+      // SET_TENSOR's data is consumed before dispatch resolves; other payloads may be kept (graphs)
+      const payload = cmd === Cmd.SET_TENSOR && size <= BigInt(s.scratch.maxByteLength)
+        ? await readPayloadInto(reader, Number(size), s.scratch)
+        : await readPayload(reader, Number(size));
       if (payload === null) {
         throw new ProtocolError(`connection ended inside a ${size}-byte payload of ${cmdName(cmd)}`);
       }
@@ -294,11 +302,10 @@ export class RpcServer {
           rt.data.toString(16)
         }, offset: ${offset}, size: ${n}`,
     );
-    const chunk = new Uint8Array(Math.min(n, STREAM_CHUNK));
     for (let done = 0; done < n;) {
-      const k = Math.min(chunk.length, n - done);
-      const part = chunk.subarray(0, k);
-      if (!(await reader.readInto(part))) {
+      const k = Math.min(STREAM_CHUNK, n - done);
+      const part = await readPayloadInto(reader, k, s.scratch);
+      if (part === null) {
         throw new ProtocolError(`connection ended inside a ${size}-byte SET_TENSOR`);
       }
       await t.buffer.set(at + done, part);

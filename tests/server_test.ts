@@ -82,7 +82,7 @@ Deno.test("large SET_TENSOR payloads are streamed to the device and checked befo
   }
 });
 
-Deno.test("GET_TENSOR answers of changing sizes on two connections each carry their own bytes", async () => {
+Deno.test("SET_TENSOR and GET_TENSOR of changing sizes on two connections each carry their own bytes", async () => {
   // The server frames GET_TENSOR answers in one buffer per connection, reused from answer to
   // answer (up to 16 MiB; larger ones get their own): shrinking, growing and interleaving
   // connections must never show one answer's bytes in another.
@@ -98,8 +98,16 @@ Deno.test("GET_TENSOR answers of changing sizes on two connections each carry th
     const tb = wireTensor(bb, 0, GgmlType.I8, [size]);
     const da = fill(size, 131);
     const db = fill(size, 197);
-    await a.setTensor(ta, 0, da);
-    await b.setTensor(tb, 0, db);
+    // SET_TENSOR payloads are read into a scratch each connection reuses (grown as bytes arrive,
+    // streamed uploads in 4 MiB chunks through it): pieces of changing sizes, interleaved
+    const pieces = [[0, 5 << 20], [5 << 20, 7], [(5 << 20) + 7, 1 << 20], [(6 << 20) + 7, 3000]];
+    pieces.push([pieces[3][0] + 3000, size - (pieces[3][0] + 3000)]);
+    for (const [o, n] of pieces) {
+      await Promise.all([
+        a.setTensor(ta, o, da.subarray(o, o + n)),
+        b.setTensor(tb, o, db.subarray(o, o + n)),
+      ]);
+    }
     for (const [offset, n] of [[0, 513024], [7, 9], [3, 1 << 20], [0, size], [101, 4096], [0, 513024]]) {
       const [ga, gb] = await Promise.all([a.getTensor(ta, offset, n), b.getTensor(tb, offset, n)]);
       assertEquals(ga, da.subarray(offset, offset + n), `connection a, ${n} bytes at ${offset}`);

@@ -203,6 +203,32 @@ export async function readPayload(r: FrameReader, size: number): Promise<Uint8Ar
   return new Uint8Array(ab, 0, size);
 }
 
+/**
+ * Reads `size` bytes into `scratch`, a resizable ArrayBuffer that a connection reuses for payloads
+ * it consumes at once. It grows only as fast as bytes arrive (as {@linkcode readPayload} does), and
+ * once grown, a payload costs no allocation, zeroing or page faults. The view returned is valid until
+ * the next read into the same scratch.
+ */
+export async function readPayloadInto(
+  r: FrameReader,
+  size: number,
+  scratch: ArrayBuffer,
+): Promise<Uint8Array | null> {
+  if (size > scratch.maxByteLength) {
+    throw new RangeError(`a ${size}-byte payload does not fit a scratch of ${scratch.maxByteLength}`);
+  }
+  let have = 0;
+  while (have < size) {
+    const next = scratch.byteLength >= size
+      ? size
+      : Math.min(size, Math.max(scratch.byteLength, have + EAGER_PAYLOAD, 2 * have));
+    if (scratch.byteLength < next) scratch.resize(next);
+    if (!(await r.readInto(new Uint8Array(scratch, have, next - have)))) return null;
+    have = next;
+  }
+  return new Uint8Array(scratch, 0, size);
+}
+
 /** Reads one response frame of at most `maxFrame` bytes; throws at end of stream. */
 export async function readResponse(r: FrameReader, maxFrame: bigint): Promise<Uint8Array> {
   const size = await r.readU64();
