@@ -1,8 +1,9 @@
 /**
  * `graphwire rpc-client`: talk to any ggml RPC server.
  *   info HOST:PORT [--json]     version, capabilities and every device
- *   ping HOST:PORT [-n N] [--token BYTES] [--json]  latency percentiles of a DEVICE_COUNT round
- *     trip, or of a token's round trip (GRAPH_RECOMPUTE of a one-node graph + GET_TENSOR of BYTES)
+ *   ping HOST:PORT [-n N] [--token BYTES [--inputs BYTES]] [--json]  latency percentiles of a
+ *     DEVICE_COUNT round trip, or of a token's round trip (SET_TENSOR of its inputs, GRAPH_RECOMPUTE of
+ *     a one-node graph, GET_TENSOR of BYTES)
  * @module
  */
 
@@ -24,6 +25,9 @@ Options:
   -n, --count N          round trips for ping (default 100)
       --token BYTES      ping the way a generated token goes: GRAPH_RECOMPUTE of a one-node graph, then
                          GET_TENSOR of BYTES (llama-1b's f32 logits: 513024), on device 0
+      --inputs BYTES     with --token, first a SET_TENSOR of BYTES, as a step's inputs are sent (a token
+                         at 4096 context: ~8 KiB of ids, positions and f16 mask; a 512-token prompt's
+                         mask at 4096: 4194304)
       --json             machine-readable output
   -h, --help             show this help
 `;
@@ -125,10 +129,11 @@ export async function ping(endpoint: string, n: number): Promise<PingStats> {
 }
 
 /**
- * Times `n` token-shaped round trips on device 0: GRAPH_RECOMPUTE of a one-node graph (SCALE of
- * 16 floats), then GET_TENSOR of `bytes` — what a generated token costs a server beyond its compute.
+ * Times `n` token-shaped round trips on device 0: SET_TENSOR of `inputs` bytes (when not 0),
+ * GRAPH_RECOMPUTE of a one-node graph (SCALE of 16 floats), then GET_TENSOR of `bytes` — what a
+ * generated token costs a server beyond its compute.
  */
-export async function tokenPing(endpoint: string, n: number, bytes: number): Promise<PingStats> {
+export async function tokenPing(endpoint: string, n: number, bytes: number, inputs = 0): Promise<PingStats> {
   const [dev] = await openRpcServer(endpoint);
   if (!dev) throw new Error(`${endpoint} has no devices`);
   try {
@@ -137,8 +142,10 @@ export async function tokenPing(endpoint: string, n: number, bytes: number): Pro
     const g = b.build(out);
     const plan = await planMemory(g, dev);
     const logitsAt = Math.ceil(plan.size / 64) * 64;
-    const buf = await dev.allocBuffer(logitsAt + Math.max(bytes, 1));
-    if (!buf) throw new Error(`${endpoint} could not allocate ${logitsAt + bytes} bytes`);
+    const inputsAt = logitsAt + Math.ceil(bytes / 64) * 64;
+    const size = inputsAt + Math.max(inputs, 1);
+    const buf = await dev.allocBuffer(size);
+    if (!buf) throw new Error(`${endpoint} could not allocate ${size} bytes`);
     bindMemory(g, buf, plan);
     await buf.set(0, new Uint8Array(plan.size).fill(1));
     const data = new Uint8Array(bytes);
@@ -150,11 +157,22 @@ export async function tokenPing(endpoint: string, n: number, bytes: number): Pro
     if (got.some((x, i) => x !== data[i])) {
       throw new Error(`${endpoint} returned other bytes than it was sent`);
     }
+    const step = new Uint8Array(inputs).map((_, i) => i * 13 + 5);
+    if (inputs > 0) {
+      await buf.set(inputsAt, step);
+      const back = await buf.get(inputsAt, inputs);
+      if (back.some((x, i) => x !== step[i])) {
+        throw new Error(`${endpoint} stored other inputs than it was sent`);
+      }
+    }
+    // the logits land in one array, as a client that keeps its output buffer does
+    const back = new Uint8Array(bytes);
     const times: number[] = [];
     for (let i = 0; i < n; i++) {
       const t0 = performance.now();
+      if (inputs > 0) await buf.set(inputsAt, step);
       await dev.planCompute(p);
-      await buf.get(logitsAt, bytes);
+      await buf.getInto!(logitsAt, back);
       times.push(performance.now() - t0);
     }
     await buf.free();
@@ -169,6 +187,7 @@ export async function rpcClientMain(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs(argv, {
     count: { type: "string", short: "n" },
     token: { type: "string" },
+    inputs: { type: "string" },
     json: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   });
@@ -204,7 +223,9 @@ export async function rpcClientMain(argv: string[]): Promise<number> {
   if (sub === "ping") {
     const n = intOption(values.count, "count", 100, 1, 10_000_000);
     const token = values.token === undefined ? undefined : intOption(values.token, "token", 0, 0, 1 << 30);
-    const s = token === undefined ? await ping(endpoint, n) : await tokenPing(endpoint, n, token);
+    const inputs = intOption(values.inputs, "inputs", 0, 0, 1 << 30);
+    if (inputs > 0 && token === undefined) throw new UsageError("--inputs goes with --token");
+    const s = token === undefined ? await ping(endpoint, n) : await tokenPing(endpoint, n, token, inputs);
     if (values.json) {
       console.log(JSON.stringify(s, null, 2));
       return 0;
@@ -213,7 +234,9 @@ export async function rpcClientMain(argv: string[]): Promise<number> {
     console.log(
       token === undefined
         ? `${n} DEVICE_COUNT round trips to ${endpoint}`
-        : `${n} token round trips to ${endpoint} (GRAPH_RECOMPUTE + GET_TENSOR of ${formatBytes(token)})`,
+        : `${n} token round trips to ${endpoint} (${
+          inputs > 0 ? `SET_TENSOR of ${formatBytes(inputs)} + ` : ""
+        }GRAPH_RECOMPUTE + GET_TENSOR of ${formatBytes(token)})`,
     );
     console.log(table(
       ["min", "mean", "p50", "p90", "p99", "max"],

@@ -74,6 +74,26 @@ Deno.test("rpc-server prints ggml's banner; rpc-client info and ping work agains
     const tok = await run(["rpc-client", "ping", s.endpoint, "-n", "20", "--token", "513024"]);
     assertEquals(tok.code, 0, tok.stderr);
     assert.match(tok.stdout, /20 token round trips to .* \(GRAPH_RECOMPUTE \+ GET_TENSOR of 501 KiB\)/);
+    // with a step's inputs sent first (they are read back once and checked)
+    const inp = await run([
+      "rpc-client",
+      "ping",
+      s.endpoint,
+      "-n",
+      "20",
+      "--token",
+      "64",
+      "--inputs",
+      "2097152",
+    ]);
+    assertEquals(inp.code, 0, inp.stderr);
+    assert.match(
+      inp.stdout,
+      /20 token round trips to .* \(SET_TENSOR of 2\.00 MiB \+ GRAPH_RECOMPUTE \+ GET_TENSOR of 64 B\)/,
+    );
+    const bad = await run(["rpc-client", "ping", s.endpoint, "--inputs", "64"]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--inputs goes with --token/);
   } finally {
     await s.stop();
   }

@@ -113,6 +113,13 @@ Deno.test("SET_TENSOR and GET_TENSOR of changing sizes on two connections each c
       assertEquals(ga, da.subarray(offset, offset + n), `connection a, ${n} bytes at ${offset}`);
       assertEquals(gb, db.subarray(offset, offset + n), `connection b, ${n} bytes at ${offset}`);
     }
+    // the client can read an answer straight into a region of an array of the caller's
+    const into = new Uint8Array(3 << 20).fill(0xee);
+    await a.getTensorInto(ta, 12345, into.subarray(1 << 20, 2 << 20));
+    assertEquals(into.subarray(1 << 20, 2 << 20), da.subarray(12345, 12345 + (1 << 20)));
+    assert.ok(
+      into.subarray(0, 1 << 20).every((x) => x === 0xee) && into.subarray(2 << 20).every((x) => x === 0xee),
+    );
   } finally {
     a.close();
     b.close();

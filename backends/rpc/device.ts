@@ -65,13 +65,17 @@ export class RpcBuffer implements DeviceBuffer {
   }
 
   async get(offset: number, size: number): Promise<Uint8Array> {
-    if (size <= MAX_REGION) return await this.connection.getTensor(this.region(offset, size), 0, size);
     const out = new Uint8Array(size);
-    for (let at = 0; at < size; at += MAX_REGION) {
-      const n = Math.min(MAX_REGION, size - at);
-      out.set(await this.connection.getTensor(this.region(offset + at, n), 0, n), at);
-    }
+    await this.getInto(offset, out);
     return out;
+  }
+
+  /** The answers are read from the socket straight into `dst`. */
+  async getInto(offset: number, dst: Uint8Array): Promise<void> {
+    for (let at = 0; at < dst.length; at += MAX_REGION) {
+      const n = Math.min(MAX_REGION, dst.length - at);
+      await this.connection.getTensorInto(this.region(offset + at, n), 0, dst.subarray(at, at + n));
+    }
   }
 
   async memset(offset: number, size: number, value: number): Promise<void> {

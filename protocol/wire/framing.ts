@@ -18,14 +18,17 @@ export function frameRequest(cmd: number, payload: Uint8Array): Uint8Array {
 
 /**
  * A request frame whose payload is written in place by `write` (avoids a second copy of large
- * SET_TENSOR payloads). `write` receives the payload region of the frame.
+ * SET_TENSOR payloads). `write` receives the payload region of the frame. With `have` < `size`,
+ * only the header and the first `have` payload bytes are built (the frame's head, announcing
+ * `size`); the caller sends the rest of the payload after it.
  */
 export function frameRequestWith(
   cmd: number,
   size: number,
   write: (payload: Uint8Array) => void,
+  have = size,
 ): Uint8Array {
-  const out = new Uint8Array(REQUEST_HEADER_SIZE + size);
+  const out = new Uint8Array(REQUEST_HEADER_SIZE + have);
   out[0] = cmd;
   new DataView(out.buffer).setBigUint64(1, BigInt(size), true);
   write(out.subarray(REQUEST_HEADER_SIZE));
@@ -229,12 +232,18 @@ export async function readPayloadInto(
   return new Uint8Array(scratch, 0, size);
 }
 
-/** Reads one response frame of at most `maxFrame` bytes; throws at end of stream. */
-export async function readResponse(r: FrameReader, maxFrame: bigint): Promise<Uint8Array> {
+/** Reads a response's size header (at most `maxFrame`); throws at end of stream. */
+export async function readResponseSize(r: FrameReader, maxFrame: bigint): Promise<number> {
   const size = await r.readU64();
   if (size === null) throw new ProtocolError("connection closed by the server");
   if (size > maxFrame) throw new ProtocolError(`response of ${size} bytes exceeds the limit of ${maxFrame}`);
-  const payload = await readPayload(r, Number(size));
+  return Number(size);
+}
+
+/** Reads one response frame of at most `maxFrame` bytes; throws at end of stream. */
+export async function readResponse(r: FrameReader, maxFrame: bigint): Promise<Uint8Array> {
+  const size = await readResponseSize(r, maxFrame);
+  const payload = await readPayload(r, size);
   if (payload === null) throw new ProtocolError("connection closed inside a response");
   return payload;
 }

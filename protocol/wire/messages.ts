@@ -182,10 +182,15 @@ export interface SetTensorReq {
   data: Uint8Array;
 }
 
-/** Writes SET_TENSOR's payload into `out` (which must be SET_TENSOR_HEAD + data.length long). */
-export function writeSetTensorReq(r: SetTensorReq, out: Uint8Array): void {
+/** Writes SET_TENSOR's head (tensor and offset: SET_TENSOR_HEAD bytes) into `out`. */
+export function writeSetTensorHead(r: SetTensorReq, out: Uint8Array): void {
   encodeRpcTensor(r.tensor, out, 0);
   view(out).setBigUint64(RPC_TENSOR_SIZE, r.offset, true);
+}
+
+/** Writes SET_TENSOR's payload into `out` (which must be SET_TENSOR_HEAD + data.length long). */
+export function writeSetTensorReq(r: SetTensorReq, out: Uint8Array): void {
+  writeSetTensorHead(r, out);
   out.set(r.data, SET_TENSOR_HEAD);
 }
 
