@@ -170,9 +170,9 @@ for stage in "$@"; do
         sleep 8
         head -3 "$OUT/ggml_server.log" "$OUT/gw_server.log"
         for which in "ggml $((PORT + 1))" "graphwire $((PORT + 2))" "ggml $((PORT + 1))" "graphwire $((PORT + 2))"; do
-          echo "--- token round trip (recompute + 501 KiB of logits) through ${which% *}'s rpc-server" |
+          echo "--- token round trip (8 KiB of inputs, recompute, 501 KiB of logits) through ${which% *}'s rpc-server" |
             tee -a "$OUT/vsserver.log"
-          deno run -A --no-check cli/main.ts rpc-client ping 127.0.0.1:${which#* } -n 3000 --token 513024 2>&1 |
+          deno run -A --no-check cli/main.ts rpc-client ping 127.0.0.1:${which#* } -n 3000 --token 513024 --inputs 8192 2>&1 |
             tee -a "$OUT/vsserver.log" | tail -1
         done
         for round in $(seq ${VS_ROUNDS:-2}); do
