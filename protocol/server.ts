@@ -54,7 +54,15 @@ export interface ServerOptions {
   debug?: boolean;
   /** Where log lines go (default: stderr). */
   log?: (line: string) => void;
+  /**
+   * Host memory all connections together may keep between commands to reuse (answer frames,
+   * upload scratch); beyond it, payloads get arrays of their own. Default 256 MiB.
+   */
+  reuseLimit?: number;
 }
+
+/** Default of {@linkcode ServerOptions.reuseLimit}. */
+export const DEFAULT_REUSE_LIMIT = 256 << 20;
 
 /** Counters a test or a status line can read. */
 export interface ServerStats {
@@ -87,6 +95,23 @@ class Framed {
  */
 const RESPONSE_REUSE_MAX = 16 << 20;
 
+/**
+ * The bytes connections keep for reuse, counted against one limit: a peer that opens many
+ * connections and reads or writes a large tensor on each must not make the server hold that much
+ * memory after the fact (unlike device buffers, these are not covered by `-m`).
+ */
+class ReuseBudget {
+  used = 0;
+  constructor(readonly limit: number) {}
+
+  /** Reserves `n` bytes; false (nothing reserved) when that would pass the limit. */
+  take(n: number): boolean {
+    if (this.used + n > this.limit) return false;
+    this.used += n;
+    return true;
+  }
+}
+
 /** Per-connection state. */
 class Session {
   readonly buffers = new Map<bigint, BufferEntry>();
@@ -97,19 +122,45 @@ class Session {
    * SET_TENSOR payloads (a token's inputs, a prompt's mask) and streamed upload chunks are read into
    * this, reused: every device copies the data before `set` resolves, and the loop awaits it.
    */
-  readonly scratch = new ArrayBuffer(0, { maxByteLength: Math.max(STREAM_MIN, STREAM_CHUNK) });
+  #scratch = new ArrayBuffer(0, { maxByteLength: Math.max(STREAM_MIN, STREAM_CHUNK) });
+  /** Bytes of `budget` this connection holds (its frame, and what its scratch may grow to). */
+  #held = 0;
+  #scratchHeld = 0;
   helloDone = false;
 
-  constructor(readonly conn: Connection) {}
+  constructor(readonly conn: Connection, readonly budget: ReuseBudget) {}
 
   /**
-   * `size` bytes to frame a response in. Up to {@linkcode RESPONSE_REUSE_MAX} they are this
-   * connection's own buffer, reused by the next response: responses are written one at a time.
+   * `size` bytes to frame a response in. Up to {@linkcode RESPONSE_REUSE_MAX}, and while the
+   * budget allows, they are this connection's own buffer, reused by the next response: responses
+   * are written one at a time.
    */
   responseFrame(size: number): Uint8Array {
-    if (size > RESPONSE_REUSE_MAX) return new Uint8Array(size);
-    if (!this.#frame || this.#frame.length < size) this.#frame = new Uint8Array(size);
+    const have = this.#frame?.length ?? 0;
+    if (size <= have) return this.#frame!.subarray(0, size);
+    if (size > RESPONSE_REUSE_MAX || !this.budget.take(size - have)) return new Uint8Array(size);
+    this.#held += size - have;
+    this.#frame = new Uint8Array(size);
     return this.#frame.subarray(0, size);
+  }
+
+  /**
+   * The scratch to read a `size`-byte payload into (it grows as the bytes arrive), or null when
+   * the payload should get an array of its own (too large, or the budget is spent).
+   */
+  scratchFor(size: number): ArrayBuffer | null {
+    if (size <= this.#scratchHeld) return this.#scratch;
+    if (size > this.#scratch.maxByteLength || !this.budget.take(size - this.#scratchHeld)) return null;
+    this.#held += size - this.#scratchHeld;
+    this.#scratchHeld = size;
+    return this.#scratch;
+  }
+
+  /** Gives back what this connection held of the budget (at its end). */
+  releaseReuse(): void {
+    this.budget.used -= this.#held;
+    this.#held = this.#scratchHeld = 0;
+    this.#frame = null;
   }
 
   /** A fresh handle no one can guess, never 0 and never reused on this connection. */
@@ -155,6 +206,7 @@ export class RpcServer {
   #allocated: number[];
   #sessions = new Set<Session>();
   #listeners = new Set<Listener>();
+  #reuse: ReuseBudget;
 
   constructor(opts: ServerOptions) {
     if (opts.devices.length === 0) throw new Error("a server needs at least one device");
@@ -167,6 +219,12 @@ export class RpcServer {
     // The cache's notes (rejected and removed files) belong in the server's log.
     if (this.#cache) this.#cache.log = this.#log;
     this.#allocated = opts.devices.map(() => 0);
+    this.#reuse = new ReuseBudget(opts.reuseLimit ?? DEFAULT_REUSE_LIMIT);
+  }
+
+  /** Host bytes connections hold for reuse now (at most `reuseLimit`). */
+  get reuseHeld(): number {
+    return this.#reuse.used;
   }
 
   /** Bytes handed out on device `i` across all connections. */
@@ -201,7 +259,7 @@ export class RpcServer {
 
   /** Serves one connection to its end. Never throws. */
   async handle(conn: Connection): Promise<void> {
-    const s = new Session(conn);
+    const s = new Session(conn, this.#reuse);
     this.#sessions.add(s);
     this.stats.accepted++;
     this.stats.active++;
@@ -214,6 +272,7 @@ export class RpcServer {
       this.stats.active--;
       this.#sessions.delete(s);
       conn.close();
+      s.releaseReuse();
       await this.#release(s);
     }
     if (failure) {
@@ -271,8 +330,11 @@ export class RpcServer {
         continue;
       }
       // SET_TENSOR's data is consumed before dispatch resolves; other payloads may be kept (graphs)
-      const payload = cmd === Cmd.SET_TENSOR && size <= BigInt(s.scratch.maxByteLength)
-        ? await readPayloadInto(reader, Number(size), s.scratch)
+      const scratch = cmd === Cmd.SET_TENSOR && size <= BigInt(STREAM_MIN)
+        ? s.scratchFor(Number(size))
+        : null;
+      const payload = scratch
+        ? await readPayloadInto(reader, Number(size), scratch)
         : await readPayload(reader, Number(size));
       if (payload === null) {
         throw new ProtocolError(`connection ended inside a ${size}-byte payload of ${cmdName(cmd)}`);
@@ -304,7 +366,8 @@ export class RpcServer {
     );
     for (let done = 0; done < n;) {
       const k = Math.min(STREAM_CHUNK, n - done);
-      const part = await readPayloadInto(reader, k, s.scratch);
+      const scratch = s.scratchFor(k);
+      const part = scratch ? await readPayloadInto(reader, k, scratch) : await readPayload(reader, k);
       if (part === null) {
         throw new ProtocolError(`connection ended inside a ${size}-byte SET_TENSOR`);
       }

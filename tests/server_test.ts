@@ -82,50 +82,66 @@ Deno.test("large SET_TENSOR payloads are streamed to the device and checked befo
   }
 });
 
-Deno.test("SET_TENSOR and GET_TENSOR of changing sizes on two connections each carry their own bytes", async () => {
-  // The server frames GET_TENSOR answers in one buffer per connection, reused from answer to
-  // answer (up to 16 MiB; larger ones get their own): shrinking, growing and interleaving
-  // connections must never show one answer's bytes in another.
-  const s = startServer();
-  const a = await s.connect();
-  const b = await s.connect();
-  try {
-    const size = 17 << 20;
-    const fill = (n: number, seed: number) => new Uint8Array(n).map((_, i) => (i * seed + (i >> 11)) & 0xff);
-    const ba = await remoteBuffer(a, size);
-    const bb = await remoteBuffer(b, size);
-    const ta = wireTensor(ba, 0, GgmlType.I8, [size]);
-    const tb = wireTensor(bb, 0, GgmlType.I8, [size]);
-    const da = fill(size, 131);
-    const db = fill(size, 197);
-    // SET_TENSOR payloads are read into a scratch each connection reuses (grown as bytes arrive,
-    // streamed uploads in 4 MiB chunks through it): pieces of changing sizes, interleaved
-    const pieces = [[0, 5 << 20], [5 << 20, 7], [(5 << 20) + 7, 1 << 20], [(6 << 20) + 7, 3000]];
-    pieces.push([pieces[3][0] + 3000, size - (pieces[3][0] + 3000)]);
-    for (const [o, n] of pieces) {
-      await Promise.all([
-        a.setTensor(ta, o, da.subarray(o, o + n)),
-        b.setTensor(tb, o, db.subarray(o, o + n)),
-      ]);
+for (
+  const [label, reuseLimit] of [["", undefined], [", 1 MiB of reuse between them", 1 << 20], [
+    ", no reuse",
+    0,
+  ]] as const
+) {
+  Deno.test(`SET_TENSOR and GET_TENSOR of changing sizes on two connections each carry their own bytes${label}`, async () => {
+    // The server frames GET_TENSOR answers in one buffer per connection, reused from answer to
+    // answer (up to 16 MiB; larger ones get their own): shrinking, growing and interleaving
+    // connections must never show one answer's bytes in another. What connections keep is limited
+    // for all of them together; past the limit, payloads get arrays of their own.
+    const s = startServer({ reuseLimit });
+    const a = await s.connect();
+    const b = await s.connect();
+    try {
+      const size = 17 << 20;
+      const fill = (n: number, seed: number) =>
+        new Uint8Array(n).map((_, i) => (i * seed + (i >> 11)) & 0xff);
+      const ba = await remoteBuffer(a, size);
+      const bb = await remoteBuffer(b, size);
+      const ta = wireTensor(ba, 0, GgmlType.I8, [size]);
+      const tb = wireTensor(bb, 0, GgmlType.I8, [size]);
+      const da = fill(size, 131);
+      const db = fill(size, 197);
+      // SET_TENSOR payloads are read into a scratch each connection reuses (grown as bytes arrive,
+      // streamed uploads in 4 MiB chunks through it): pieces of changing sizes, interleaved
+      const pieces = [[0, 5 << 20], [5 << 20, 7], [(5 << 20) + 7, 1 << 20], [(6 << 20) + 7, 3000]];
+      pieces.push([pieces[3][0] + 3000, size - (pieces[3][0] + 3000)]);
+      for (const [o, n] of pieces) {
+        await Promise.all([
+          a.setTensor(ta, o, da.subarray(o, o + n)),
+          b.setTensor(tb, o, db.subarray(o, o + n)),
+        ]);
+      }
+      for (const [offset, n] of [[0, 513024], [7, 9], [3, 1 << 20], [0, size], [101, 4096], [0, 513024]]) {
+        const [ga, gb] = await Promise.all([a.getTensor(ta, offset, n), b.getTensor(tb, offset, n)]);
+        assertEquals(ga, da.subarray(offset, offset + n), `connection a, ${n} bytes at ${offset}`);
+        assertEquals(gb, db.subarray(offset, offset + n), `connection b, ${n} bytes at ${offset}`);
+      }
+      // the client can read an answer straight into a region of an array of the caller's
+      const into = new Uint8Array(3 << 20).fill(0xee);
+      await a.getTensorInto(ta, 12345, into.subarray(1 << 20, 2 << 20));
+      assertEquals(into.subarray(1 << 20, 2 << 20), da.subarray(12345, 12345 + (1 << 20)));
+      assert.ok(
+        into.subarray(0, 1 << 20).every((x) => x === 0xee) && into.subarray(2 << 20).every((x) => x === 0xee),
+      );
+      assert.ok(
+        s.server.reuseHeld <= (reuseLimit ?? 256 << 20),
+        `${s.server.reuseHeld} bytes held for reuse`,
+      );
+      if (reuseLimit === undefined) assert.ok(s.server.reuseHeld >= 2 * (5 << 20)); // 1 MiB frames, 4 MiB scratch
+    } finally {
+      a.close();
+      b.close();
+      await s.stop();
     }
-    for (const [offset, n] of [[0, 513024], [7, 9], [3, 1 << 20], [0, size], [101, 4096], [0, 513024]]) {
-      const [ga, gb] = await Promise.all([a.getTensor(ta, offset, n), b.getTensor(tb, offset, n)]);
-      assertEquals(ga, da.subarray(offset, offset + n), `connection a, ${n} bytes at ${offset}`);
-      assertEquals(gb, db.subarray(offset, offset + n), `connection b, ${n} bytes at ${offset}`);
-    }
-    // the client can read an answer straight into a region of an array of the caller's
-    const into = new Uint8Array(3 << 20).fill(0xee);
-    await a.getTensorInto(ta, 12345, into.subarray(1 << 20, 2 << 20));
-    assertEquals(into.subarray(1 << 20, 2 << 20), da.subarray(12345, 12345 + (1 << 20)));
-    assert.ok(
-      into.subarray(0, 1 << 20).every((x) => x === 0xee) && into.subarray(2 << 20).every((x) => x === 0xee),
-    );
-  } finally {
-    a.close();
-    b.close();
-    await s.stop();
-  }
-});
+    // everything held for reuse goes back when the connections end
+    assertEquals(s.server.reuseHeld, 0);
+  });
+}
 
 Deno.test("GRAPH_COMPUTE runs a graph, GRAPH_RECOMPUTE reruns it with new inputs", async () => {
   const s = startServer();
