@@ -134,6 +134,19 @@ export class ScheduledGraph {
     return await t.buffer.get(t.offset, nbytes(t));
   }
 
+  /**
+   * Reads `t` into `dst` (exactly its bytes), straight from the device where the buffer can (a
+   * remote server's answer lands in `dst` without an array in between).
+   */
+  async readInto(t: Tensor, dst: Uint8Array): Promise<void> {
+    if (!t.buffer) throw new DeviceError(`"${t.name}" has no data`);
+    if (dst.length !== nbytes(t)) {
+      throw new DeviceError(`"${t.name}" has ${nbytes(t)} bytes, not ${dst.length}`);
+    }
+    if (t.buffer.getInto) await t.buffer.getInto(t.offset, dst);
+    else dst.set(await t.buffer.get(t.offset, dst.length));
+  }
+
   /** Frees plans and buffers. */
   async free(): Promise<void> {
     for (const s of this.splits) {

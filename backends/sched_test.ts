@@ -3,7 +3,7 @@ import { GraphBuilder } from "../protocol/graph/builder.ts";
 import type { Tensor } from "../protocol/graph/tensor.ts";
 import { GgmlType } from "../protocol/graph/types.ts";
 import { Cmd } from "../protocol/wire/constants.ts";
-import { assert, rng } from "../tests/asserts.ts";
+import { assert, assertEquals, rng } from "../tests/asserts.ts";
 import { planMemory } from "./alloc.ts";
 import { CpuDevice } from "./cpu/device.ts";
 import type { Device } from "./device.ts";
@@ -67,6 +67,11 @@ async function runLayers(devices: Device[], layerDev: number[], wts: Weights, ru
     await run.compute();
     out = new Float32Array((await run.read(h)).slice().buffer);
   }
+  // readInto lands the same bytes in an array of the caller's (from a server: without one between)
+  const into = new Float32Array(out.length);
+  await run.readInto(h, new Uint8Array(into.buffer));
+  assertEquals(into, out);
+  await assert.rejects(() => run.readInto(h, new Uint8Array(4 * out.length + 4)), /bytes, not/);
   const info = {
     splits: run.splits.map((s) => s.device.name),
     uids: run.splits.map((s) => s.graph.uid),

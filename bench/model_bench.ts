@@ -269,7 +269,10 @@ export class ModelBench {
       }
       await Promise.all(writes);
       await run.compute();
-      if (ub.logits) logits = new Float32Array((await run.read(ub.logits)).slice().buffer);
+      if (ub.logits) {
+        logits = new Float32Array(nbytes(ub.logits) / 4);
+        await run.readInto(ub.logits, new Uint8Array(logits.buffer));
+      }
     }
     return logits;
   }
