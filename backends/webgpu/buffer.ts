@@ -98,17 +98,19 @@ export class WebGpuBuffer implements DeviceBuffer {
     if (size === 0) return;
     const dev = this.device.gpu;
     const a = roundDown(offset, 4), b = Math.min(roundUp4(offset + size), this.gpu.size);
-    const staging = dev.createBuffer({
-      size: b - a,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
+    const staging = this.device.takeStaging(b - a);
     const enc = dev.createCommandEncoder();
     enc.copyBufferToBuffer(this.gpu, a, staging, 0, b - a);
     dev.queue.submit([enc.finish()]);
-    await staging.mapAsync(GPUMapMode.READ);
-    dst.set(new Uint8Array(staging.getMappedRange(), offset - a, size));
-    staging.unmap();
-    staging.destroy();
+    try {
+      await staging.mapAsync(GPUMapMode.READ, 0, b - a);
+      dst.set(new Uint8Array(staging.getMappedRange(0, b - a), offset - a, size));
+      staging.unmap();
+    } catch (e) {
+      staging.destroy();
+      throw e;
+    }
+    this.device.giveStaging(staging);
   }
 
   memset(offset: number, size: number, value: number): void {

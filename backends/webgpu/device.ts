@@ -28,6 +28,9 @@ import { kernelFor } from "./kernels/mod.ts";
 import { WebGpuPlan } from "./plan.ts";
 import { loadProvider } from "./providers/mod.ts";
 
+/** Read-back staging buffers kept per device, in bytes. */
+const STAGING_KEEP = 32 << 20;
+
 /** GET_ALIGNMENT floor. */
 const MIN_ALIGNMENT = 256;
 
@@ -130,6 +133,9 @@ export class WebGpuDevice implements Device {
   #total: number;
   #allocated = 0;
   #nextId = 1;
+  /** Unmapped MAP_READ buffers kept for the next read-back (a token's logits each step). */
+  #staging: GPUBuffer[] = [];
+  #stagingBytes = 0;
   /** Pipelines by layout key, then by shader (cached string hashes make repeated lookups cheap). */
   #pipelines = new Map<string, Map<string, GPUComputePipeline>>();
   #layouts = new Map<string, { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout }>();
@@ -294,6 +300,37 @@ export class WebGpuDevice implements Device {
 
   close(): void {
     this.gpu.destroy();
+  }
+
+  /**
+   * A MAP_READ | COPY_DST buffer of at least `size` bytes: a kept one when one is large enough
+   * (the smallest such), else a new one. Give it back with {@linkcode giveStaging} once unmapped.
+   */
+  takeStaging(size: number): GPUBuffer {
+    let best = -1;
+    for (let i = 0; i < this.#staging.length; i++) {
+      const b = this.#staging[i];
+      if (b.size >= size && (best < 0 || b.size < this.#staging[best].size)) best = i;
+    }
+    if (best >= 0) {
+      const [b] = this.#staging.splice(best, 1);
+      this.#stagingBytes -= b.size;
+      return b;
+    }
+    return this.gpu.createBuffer({
+      size: Math.ceil(size / 4) * 4,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+  }
+
+  /** Keeps an unmapped staging buffer for later reads (up to STAGING_KEEP bytes), or destroys it. */
+  giveStaging(b: GPUBuffer): void {
+    if (b.size <= STAGING_KEEP && this.#stagingBytes + b.size <= STAGING_KEEP) {
+      this.#staging.push(b);
+      this.#stagingBytes += b.size;
+      return;
+    }
+    b.destroy();
   }
 
   /** Validation errors WebGPU reported since the last call (they arrive asynchronously). */

@@ -65,6 +65,28 @@ Deno.test(
   },
 );
 
+Deno.test(
+  { name: "webgpu read-backs reuse staging buffers: concurrent, shrinking and growing reads", ignore },
+  async () => {
+    const r = rng(Date.now() >>> 0);
+    const size = 3 << 20;
+    const a = dev.allocBuffer(size)!;
+    const mirror = randomBytes(size, r);
+    a.set(0, mirror);
+    // reads of every size in flight at once each get their own staging buffer; later ones reuse them
+    for (let round = 0; round < 3; round++) {
+      const spans = [[0, size], [5, 7], [1 << 20, 513024], [3, 1], [4096, 2 << 20], [size - 9, 9]];
+      const got = await Promise.all(spans.map(([o, n]) => a.get(o, n)));
+      spans.forEach(([o, n], i) => assertEquals(got[i], mirror.subarray(o, o + n), `${n} bytes at ${o}`));
+      const dst = new Uint8Array(513024 + 10).fill(0xaa);
+      await a.getInto(77, dst.subarray(5, 5 + 513024));
+      assertEquals(dst.subarray(5, 5 + 513024), mirror.subarray(77, 77 + 513024));
+      assert.ok(dst[4] === 0xaa && dst[5 + 513024] === 0xaa);
+    }
+    a.free();
+  },
+);
+
 function gpuTensor(ne: number[], values: Float32Array, offset = 0, buf?: WebGpuBuffer): Tensor {
   const t = newTensor({ type: F32, ne });
   t.buffer = buf ?? dev.allocBuffer(offset + nbytes(t))!;
