@@ -22,12 +22,12 @@ import type { Graph } from "../../protocol/graph/graph.ts";
 import { describeNode, nbytes, type Tensor } from "../../protocol/graph/tensor.ts";
 import { UnsupportedOpError } from "../../protocol/errors.ts";
 import type { Device, DeviceBuffer, DeviceMemory, Plan } from "../device.ts";
-import { GraphThread } from "./graph_thread.ts";
+import { GraphThread, graphWork, INLINE_WORK } from "./graph_thread.ts";
 import { type CpuKernel, kernelFor } from "./ops/mod.ts";
 import { WorkerPool } from "./pool.ts";
 import { PARALLEL_WORK, runNodes } from "./run.ts";
 
-export { PARALLEL_WORK };
+export { INLINE_WORK, PARALLEL_WORK };
 
 /** ggml's CPU buffer alignment (TENSOR_ALIGNMENT). */
 export const CPU_ALIGNMENT = 32;
@@ -83,10 +83,11 @@ export class CpuBuffer implements DeviceBuffer {
   }
 }
 
-/** A CPU plan: the kernel of every node, resolved once. */
+/** A CPU plan: the kernel of every node, resolved once, and the graph's work. */
 interface CpuPlan extends Plan {
   graph: Graph;
   kernels: CpuKernel[];
+  work: number;
 }
 
 /** Options of the CPU device. */
@@ -109,6 +110,12 @@ export interface CpuDeviceOptions {
   offThread?: boolean;
   /** Off-thread: how long the graph thread stays started without work (default 5 s). */
   idleStopMs?: number;
+  /**
+   * Off-thread: graphs with less work than this run on the calling thread when nothing is queued
+   * (default {@linkcode INLINE_WORK}: cheaper than a trip to the graph thread). Tests of the graph
+   * thread set 0.
+   */
+  inlineWork?: number;
 }
 
 /** The CPU device. */
@@ -140,10 +147,16 @@ export class CpuDevice implements Device {
         parallelWork: this.#parallelWork,
         fallback: (p) => runNodes(p.graph.nodes, p.kernels, this.#pool, this.#parallelWork),
         idleStopMs: opts.idleStopMs,
+        inlineWork: opts.inlineWork,
       });
     }
     this.description = `CPU (TypeScript reference, ${threads} thread${threads === 1 ? "" : "s"})`;
     this.maxBufferSize = totalMemory();
+  }
+
+  /** Off-thread: graphs that were small enough to run on the calling thread. */
+  get inlinedGraphs(): number {
+    return this.#thread?.inlined ?? 0;
   }
 
   /** Whether the graph thread is running now (off-thread device; always false when synchronous). */
@@ -189,7 +202,8 @@ export class CpuDevice implements Device {
   }
 
   planCreate(graph: Graph): Plan {
-    return { graph, kernels: graph.nodes.map(resolveKernel) } as CpuPlan;
+    const kernels = graph.nodes.map(resolveKernel);
+    return { graph, kernels, work: graphWork(graph.nodes, kernels) } as CpuPlan;
   }
 
   planUpdate(_plan: Plan, graph: Graph): Plan {

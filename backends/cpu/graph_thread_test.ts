@@ -254,3 +254,35 @@ console.log(tb.device.graphThreadStarted ? "computed" : "not started?");
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("off-thread cpu device: small graphs run on the caller's thread when nothing is queued, in order", async () => {
+  // the product's threshold (INLINE_WORK), not the tests' 0
+  const tb = new TestBed(1, { offThread: true, inlineWork: undefined });
+  try {
+    const x = tb.tensor(F32, [8, 4]);
+    const small = tb.node(GgmlOp.ADD, F32, [8, 4], [x, x]);
+    await tb.compute(small);
+    assertEquals(tb.read(small), tb.read(x).map((v) => v + v));
+    assertEquals(tb.device.inlinedGraphs, 1);
+    assert.ok(!tb.device.graphThreadStarted, "a 32-element ADD started the graph thread");
+    // an inline kernel error is a rejection of the same type, as from the graph thread
+    const ids = tb.tensor(I32, [2], { values: [0, 99] });
+    const bad = tb.node(GgmlOp.GET_ROWS, F32, [8, 2], [x, ids]);
+    const p = tb.compute(bad);
+    assert.ok(p instanceof Promise);
+    await assert.rejects(() => p, DeviceError, "row 99 outside");
+    // a graph with more work goes to the graph thread
+    const long = longGraph(tb, 96, 8);
+    const running = tb.compute(...long);
+    assert.ok(tb.device.graphThreadStarted);
+    // a small graph behind it waits its turn there, and reads what the long graph wrote
+    const after = tb.node(GgmlOp.ADD, F32, [96, 96], [long[7], long[7]]);
+    const inlined = tb.device.inlinedGraphs;
+    await Promise.all([running, tb.compute(after)]);
+    assertEquals(tb.device.inlinedGraphs, inlined);
+    assertEquals(tb.read(after), tb.read(long[7]).map((v) => v + v));
+    assert.ok(tb.read(long[7]).some((v) => v !== 0));
+  } finally {
+    tb.close();
+  }
+});

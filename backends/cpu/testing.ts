@@ -43,10 +43,11 @@ export class TestBed {
 
   /**
    * With threads > 1, every node that can be split is split (parallelWork 1, unless `opts` says
-   * otherwise); `opts.offThread` makes a device whose graphs run through {@linkcode compute}.
+   * otherwise); `opts.offThread` makes a device whose graphs run through {@linkcode compute}, all
+   * on its graph thread (inlineWork 0, unless `opts` says otherwise).
    */
   constructor(threads = 1, opts: Omit<CpuDeviceOptions, "threads"> = {}) {
-    this.device = new CpuDevice({ threads, parallelWork: 1, ...opts });
+    this.device = new CpuDevice({ threads, parallelWork: 1, inlineWork: 0, ...opts });
     const r = freshRandom();
     this.random = r.next;
     this.seed = r.seed;
