@@ -136,8 +136,8 @@ class Session {
    * are written one at a time.
    */
   responseFrame(size: number): Uint8Array {
+    if (this.#frame && size <= this.#frame.length) return this.#frame.subarray(0, size);
     const have = this.#frame?.length ?? 0;
-    if (size <= have) return this.#frame!.subarray(0, size);
     if (size > RESPONSE_REUSE_MAX || !this.budget.take(size - have)) return new Uint8Array(size);
     this.#held += size - have;
     this.#frame = new Uint8Array(size);
