@@ -174,6 +174,9 @@ for stage in "$@"; do
             tee -a "$OUT/vsserver.log"
           deno run -A --no-check cli/main.ts rpc-client ping 127.0.0.1:${which#* } -n 3000 --token 513024 --inputs 8192 2>&1 |
             tee -a "$OUT/vsserver.log" | tail -1
+          echo "--- bare round trip (recompute, 64 B back) through ${which% *}'s rpc-server" | tee -a "$OUT/vsserver.log"
+          deno run -A --no-check cli/main.ts rpc-client ping 127.0.0.1:${which#* } -n 3000 --token 64 2>&1 |
+            tee -a "$OUT/vsserver.log" | tail -1
         done
         for round in $(seq ${VS_ROUNDS:-2}); do
           for which in "ggml $((PORT + 1))" "graphwire $((PORT + 2))"; do
