@@ -148,12 +148,21 @@ class Session {
    * The scratch to read a `size`-byte payload into (it grows as the bytes arrive), or null when
    * the payload should get an array of its own (too large, or the budget is spent).
    */
-  scratchFor(size: number): ArrayBuffer | null {
+  #scratchFor(size: number): ArrayBuffer | null {
     if (size <= this.#scratchHeld) return this.#scratch;
     if (size > this.#scratch.maxByteLength || !this.budget.take(size - this.#scratchHeld)) return null;
     this.#held += size - this.#scratchHeld;
     this.#scratchHeld = size;
     return this.#scratch;
+  }
+
+  /**
+   * Reads a `size`-byte payload that is consumed before the next read (SET_TENSOR's data, an upload
+   * chunk): into the scratch when it may hold it, else into an array of its own.
+   */
+  async readConsumed(reader: FrameReader, size: number): Promise<Uint8Array | null> {
+    const scratch = this.#scratchFor(size);
+    return scratch ? await readPayloadInto(reader, size, scratch) : await readPayload(reader, size);
   }
 
   /** Gives back what this connection held of the budget (at its end). */
@@ -330,11 +339,8 @@ export class RpcServer {
         continue;
       }
       // SET_TENSOR's data is consumed before dispatch resolves; other payloads may be kept (graphs)
-      const scratch = cmd === Cmd.SET_TENSOR && size <= BigInt(STREAM_MIN)
-        ? s.scratchFor(Number(size))
-        : null;
-      const payload = scratch
-        ? await readPayloadInto(reader, Number(size), scratch)
+      const payload = cmd === Cmd.SET_TENSOR && size <= BigInt(STREAM_MIN)
+        ? await s.readConsumed(reader, Number(size))
         : await readPayload(reader, Number(size));
       if (payload === null) {
         throw new ProtocolError(`connection ended inside a ${size}-byte payload of ${cmdName(cmd)}`);
@@ -366,8 +372,7 @@ export class RpcServer {
     );
     for (let done = 0; done < n;) {
       const k = Math.min(STREAM_CHUNK, n - done);
-      const scratch = s.scratchFor(k);
-      const part = scratch ? await readPayloadInto(reader, k, scratch) : await readPayload(reader, k);
+      const part = await s.readConsumed(reader, k);
       if (part === null) {
         throw new ProtocolError(`connection ended inside a ${size}-byte SET_TENSOR`);
       }

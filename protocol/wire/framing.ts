@@ -195,15 +195,7 @@ export async function readPayload(r: FrameReader, size: number): Promise<Uint8Ar
     const payload = new Uint8Array(size);
     return (await r.readInto(payload)) ? payload : null;
   }
-  const ab = new ArrayBuffer(0, { maxByteLength: size });
-  let have = 0;
-  while (have < size) {
-    const next = Math.min(size, have + Math.max(EAGER_PAYLOAD, Math.min(GROW_STEP, have)));
-    ab.resize(next);
-    if (!(await r.readInto(new Uint8Array(ab, have, next - have)))) return null;
-    have = next;
-  }
-  return new Uint8Array(ab, 0, size);
+  return await readPayloadInto(r, size, new ArrayBuffer(0, { maxByteLength: size }));
 }
 
 /**
@@ -222,9 +214,10 @@ export async function readPayloadInto(
   }
   let have = 0;
   while (have < size) {
-    const next = scratch.byteLength >= size
-      ? size
-      : Math.min(size, Math.max(scratch.byteLength, have + EAGER_PAYLOAD, 2 * have));
+    const next = scratch.byteLength >= size ? size : Math.min(
+      size,
+      Math.max(scratch.byteLength, have + Math.max(EAGER_PAYLOAD, Math.min(GROW_STEP, have))),
+    );
     if (scratch.byteLength < next) scratch.resize(next);
     if (!(await r.readInto(new Uint8Array(scratch, have, next - have)))) return null;
     have = next;
