@@ -148,23 +148,21 @@ export async function tokenPing(endpoint: string, n: number, bytes: number, inpu
     if (!buf) throw new Error(`${endpoint} could not allocate ${size} bytes`);
     bindMemory(g, buf, plan);
     await buf.set(0, new Uint8Array(plan.size).fill(1));
-    const data = new Uint8Array(bytes);
-    for (let i = 0; i < bytes; i++) data[i] = i * 7;
+    // what is read back (the logits) and sent (the inputs) is checked once, after the first compute
+    const checked = async (at: number, sent: Uint8Array, what: string) => {
+      const got = await buf.get(at, sent.length);
+      if (got.some((x, i) => x !== sent[i])) {
+        throw new Error(`${endpoint} returned other ${what} than it was sent`);
+      }
+    };
+    const data = new Uint8Array(bytes).map((_, i) => i * 7);
     await buf.set(logitsAt, data);
+    const step = new Uint8Array(inputs).map((_, i) => i * 13 + 5);
+    if (inputs > 0) await buf.set(inputsAt, step);
     const p = dev.planCreate(g);
     await dev.planCompute(p); // GRAPH_COMPUTE, then GRAPH_RECOMPUTE from here on
-    const got = await buf.get(logitsAt, bytes);
-    if (got.some((x, i) => x !== data[i])) {
-      throw new Error(`${endpoint} returned other bytes than it was sent`);
-    }
-    const step = new Uint8Array(inputs).map((_, i) => i * 13 + 5);
-    if (inputs > 0) {
-      await buf.set(inputsAt, step);
-      const back = await buf.get(inputsAt, inputs);
-      if (back.some((x, i) => x !== step[i])) {
-        throw new Error(`${endpoint} stored other inputs than it was sent`);
-      }
-    }
+    await checked(logitsAt, data, "bytes");
+    await checked(inputsAt, step, "inputs");
     // the logits land in one array, as a client that keeps its output buffer does
     const back = new Uint8Array(bytes);
     const times: number[] = [];
