@@ -26,9 +26,22 @@ import {
 
 const { F32, F16, I32, I64 } = GgmlType;
 
-const found = discoverNative("cuda");
+/**
+ * The library under test: GRAPHWIRE_TEST_BACKEND ("cuda" or "hip") where set, else the first of
+ * libgraphwire_cuda and libgraphwire_hip that finds a GPU, else the first that loads (the tests that
+ * need no GPU), so an AMD host runs every test below against the HIP library.
+ */
+function backendUnderTest(): "cuda" | "hip" {
+  const env = Deno.env.get("GRAPHWIRE_TEST_BACKEND");
+  if (env === "cuda" || env === "hip") return env;
+  const order = ["cuda", "hip"] as const;
+  return order.find((b) => discoverNative(b).devices.length > 0) ??
+    order.find((b) => !("absent" in openNative(b))) ?? "cuda";
+}
+const backend = backendUnderTest();
+const found = discoverNative(backend);
 const gpu = found.devices[0] as CudaDevice | undefined;
-if (!gpu) console.log(`cuda tests that need a GPU are skipped: ${found.absent}`);
+if (!gpu) console.log(`${backend} tests that need a GPU are skipped: ${found.absent}`);
 const haveGpu = gpu !== undefined;
 
 Deno.test("gw_node descriptor layout matches graphwire.h", () => {
@@ -64,7 +77,7 @@ Deno.test("a missing native library is reported, not thrown", () => {
   assert.match(d.absent ?? "", /does not exist/);
 });
 
-const lib = openNative("cuda");
+const lib = openNative(backend);
 const haveLib = !("absent" in lib);
 if (!haveLib) console.log(`validation tests skipped: ${(lib as { absent: string }).absent}`);
 
