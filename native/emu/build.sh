@@ -84,7 +84,7 @@ rm -rf "$stage"
 
 # compile: an object is rebuilt when its source or any header is newer
 cd "$out/src"
-newest=$(ls -t src/*.h src/*.cuh src/ops/*.cuh include/*.h shim.h sync.h "$out/hipcpu/src/include/hip/detail/"*.hpp | head -1)
+newest=$(ls -t src/*.h src/*.cuh src/ops/*.cuh include/*.h shim.h sync.h "$out/hipcpu/src/include/hip/detail/"*.hpp | sed -n 1p)
 jobs=$(nproc)
 n=0
 for f in src/*.cu src/ops/*.cu; do
