@@ -81,19 +81,20 @@ inline hipError_t gw_emu_device_properties(hipDeviceProp_t* p, int device) {
 }
 #define hipGetDeviceProperties gw_emu_device_properties
 
-inline hipError_t gw_emu_memset_async(void* p, int v, size_t n, hipStream_t s) {
+/** Runs `op` on stream `s` now, or records it for the graph when `s` is being captured. */
+template <typename F>
+hipError_t gw_emu_enqueue(hipStream_t s, F op) {
   if (auto* g = gw_emu_cap(s)) {
-    g->ops.push_back([=](hipStream_t st) { (void)hipMemsetAsync(p, v, n, st); });
+    g->ops.push_back([op](hipStream_t st) { (void)op(st); });
     return hipSuccess;
   }
-  return hipMemsetAsync(p, v, n, s);
+  return op(s);
+}
+inline hipError_t gw_emu_memset_async(void* p, int v, size_t n, hipStream_t s) {
+  return gw_emu_enqueue(s, [=](hipStream_t st) { return hipMemsetAsync(p, v, n, st); });
 }
 inline hipError_t gw_emu_memcpy_async(void* d, const void* src, size_t n, hipMemcpyKind k, hipStream_t s) {
-  if (auto* g = gw_emu_cap(s)) {
-    g->ops.push_back([=](hipStream_t st) { (void)hipMemcpyAsync(d, src, n, k, st); });
-    return hipSuccess;
-  }
-  return hipMemcpyAsync(d, src, n, k, s);
+  return gw_emu_enqueue(s, [=](hipStream_t st) { return hipMemcpyAsync(d, src, n, k, st); });
 }
 #define hipMemsetAsync gw_emu_memset_async
 #define hipMemcpyAsync gw_emu_memcpy_async
@@ -107,12 +108,10 @@ void gw_emu_launch(K kernel, dim3 grid, dim3 block, size_t smem, hipStream_t s, 
     kernel(xs...);
     gw_emu::leave();
   };
-  auto fn = [=](hipStream_t st) { hipLaunchKernelGGL(body, grid, block, smem, st, a...); };
-  if (auto* g = gw_emu_cap(s)) {
-    g->ops.push_back(fn);
-    return;
-  }
-  fn(s);
+  (void)gw_emu_enqueue(s, [=](hipStream_t st) {
+    hipLaunchKernelGGL(body, grid, block, smem, st, a...);
+    return hipSuccess;
+  });
 }
 
 template <typename A, typename B>

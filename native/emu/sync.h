@@ -133,22 +133,18 @@ inline uint32_t exchange(uint32_t v, int src) {
   return from < bs.n ? bs.slots[gen & 1][from] : v;
 }
 
-inline void syncwarp() { (void)exchange(0, 0); }
-inline float shfl_xor(float v, int m) {
+inline float exchange(float v, int src) {
   uint32_t u;
   memcpy(&u, &v, 4);
-  u = exchange(u, (lin() % 32) ^ m);
+  u = exchange(u, src);
   memcpy(&v, &u, 4);
   return v;
 }
+
+inline void syncwarp() { (void)exchange(0u, 0); }
+inline float shfl_xor(float v, int m) { return exchange(v, (lin() % 32) ^ m); }
 inline int shfl_xor(int v, int m) { return (int)exchange((uint32_t)v, (lin() % 32) ^ m); }
-inline float shfl(float v, int l) {
-  uint32_t u;
-  memcpy(&u, &v, 4);
-  u = exchange(u, l);
-  memcpy(&v, &u, 4);
-  return v;
-}
+inline float shfl(float v, int l) { return exchange(v, l); }
 
 } // namespace gw_emu
 
